@@ -1,0 +1,3 @@
+"""Dockyard: a self-hosted OCI container image registry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""Blob responses: ``sendfile`` from a local file, or streamed from the store, with Range."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import BinaryIO
+
+from aiohttp import web
+
+from dockyard.core import BlobInfo, Registry
+from dockyard.oci import ErrorCode, RegistryError
+
+
+def blob_headers(blob: BlobInfo) -> dict[str, str]:
+    """Headers every blob response carries."""
+    return {
+        "Docker-Content-Digest": str(blob.digest),
+        "ETag": f'"{blob.digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000, immutable",
+    }
+
+
+def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """(offset, count) asked by a ``Range`` header; None for the whole blob; 416 if bad."""
+    if "Range" not in request.headers:
+        return None
+    unsatisfiable = RegistryError(
+        ErrorCode.RANGE_INVALID,
+        f"Range {request.headers['Range'][:100]!r} cannot be served from a {size}-byte blob",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+    try:
+        rng = request.http_range
+    except ValueError:
+        raise unsatisfiable from None
+    start, stop = rng.start, rng.stop
+    if start is None:
+        return None
+    if start < 0 and stop is None:  # suffix range: the last -start bytes
+        start = max(size + start, 0)
+        stop = size
+    stop = size if stop is None else min(stop, size)
+    if start >= size or stop <= start:
+        raise unsatisfiable
+    return start, stop - start
+
+
+async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web.StreamResponse:
+    """Answer GET/HEAD for ``blob``: 200 whole or 206 partial, 304 on a matching ETag."""
+    headers = blob_headers(blob)
+    if request.if_none_match and any(e.value == str(blob.digest) for e in request.if_none_match):
+        return web.Response(status=304, headers=headers)
+    byte_range = _byte_range(request, blob.size)
+    offset, count = byte_range or (0, blob.size)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = count
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {offset}-{offset + count - 1}/{blob.size}"
+    if request.method == "HEAD" or count == 0:
+        await response.prepare(request)
+        return response
+    if blob.path is not None:
+        try:
+            fobj: BinaryIO = await asyncio.to_thread(blob.path.open, "rb")
+        except FileNotFoundError:
+            raise core.blobs.missing(blob) from None
+        try:
+            await response.prepare(request)
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("client went away")
+            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
+        finally:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(fobj.close)
+        await response.write_eof()
+        return response
+    stream = core.blobs.read(blob, offset, count)
+    first = await anext(stream, b"")  # errors surface before the status line is sent
+    await response.prepare(request)
+    if first:
+        await response.write(first)
+    async for chunk in stream:
+        await response.write(chunk)
+    await response.write_eof()
+    return response

@@ -1,0 +1,18 @@
+"""``/v2/_catalog``: the repositories, paginated like tag lists."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockyard.api.base import registry
+from dockyard.api.tags import next_link
+from dockyard.core import parse_page_size
+
+
+async def catalog(request: web.Request) -> web.Response:
+    """GET: ``{"repositories": [...]}`` in lexical order."""
+    n = parse_page_size(request.query.get("n"))
+    page = await registry(request).discovery.repositories(n, request.query.get("last"))
+    return web.json_response(
+        {"repositories": page.items}, headers=next_link(request, "/v2/_catalog", page, n)
+    )

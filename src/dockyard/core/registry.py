@@ -1,0 +1,36 @@
+"""The registry core: every domain operation, whoever asks (HTTP API, CLI, cache, GC)."""
+
+from __future__ import annotations
+
+from dockyard.core.blobs import Blobs
+from dockyard.core.manifests import DEFAULT_MAX_MANIFEST_SIZE, Manifests
+from dockyard.core.tags import Discovery
+from dockyard.core.uploads import Uploads
+from dockyard.metadata import MetadataStore
+from dockyard.storage import BlobStore
+
+
+class Registry:
+    """One registry: a blob store and a metadata store, and the rules between them.
+
+    The operations are grouped by what they act on: ``blobs``, ``uploads``,
+    ``manifests`` and ``discovery``. Handlers call these and nothing below them.
+    """
+
+    def __init__(
+        self,
+        store: BlobStore,
+        meta: MetadataStore,
+        *,
+        max_manifest_size: int = DEFAULT_MAX_MANIFEST_SIZE,
+    ) -> None:
+        self.store = store
+        self.meta = meta
+        self.blobs = Blobs(store, meta)
+        self.uploads = Uploads(store, meta)
+        self.manifests = Manifests(meta, max_manifest_size)
+        self.discovery = Discovery(meta)
+
+    async def check_ready(self) -> None:
+        """Raise when the metadata store does not answer."""
+        await self.meta.ping()

@@ -1,0 +1,232 @@
+"""Blob upload sessions: start, append chunks, finish with a digest, cancel.
+
+The session's committed size lives in metadata, so any process may take the next
+chunk; the bytes live in the blob store's staging area. A chunk is accepted only at
+the committed size (spec.md: chunks MUST be uploaded in order, else 416), and a chunk
+cut off half-way is discarded by the next write, never half-counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+import weakref
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+from dockyard.core import validation
+from dockyard.core.blobs import BlobInfo
+from dockyard.metadata import MetadataStore, UploadRecord
+from dockyard.oci import ErrorCode, RegistryError
+from dockyard.storage import BlobStore, DigestMismatch, SizeLimitExceeded, UploadNotFound
+
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRange:
+    """An inclusive byte range from a ``Content-Range`` header."""
+
+    start: int
+    end: int
+
+    @classmethod
+    def parse(cls, header: str) -> ChunkRange:
+        """Parse ``<start>-<end>``; BLOB_UPLOAD_INVALID when malformed or inverted."""
+        m = _CONTENT_RANGE.fullmatch(header.strip())
+        if not m:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID,
+                f"malformed Content-Range {header[:100]!r}: expected <start>-<end>",
+            )
+        start, end = int(m.group(1)), int(m.group(2))
+        if end < start:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID,
+                f"Content-Range {header[:100]!r} ends before it starts",
+            )
+        return cls(start, end)
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def range_header(size: int) -> str:
+    """The ``Range`` header value for an upload holding ``size`` bytes (``0-<last>``)."""
+    return f"0-{max(size - 1, 0)}"
+
+
+class Uploads:
+    """Upload sessions for one registry."""
+
+    def __init__(self, store: BlobStore, meta: MetadataStore) -> None:
+        self._store = store
+        self._meta = meta
+        # One writer per upload in this process; other processes are fenced by the
+        # compare-and-set on the committed size.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[upload_id] = lock
+        return lock
+
+    async def start(self, repository: str) -> UploadRecord:
+        """Open a new, empty session in ``repository``."""
+        name = validation.repository_name(repository)
+        upload_id = uuid.uuid4().hex
+        await self._store.start_upload(upload_id)
+        await self._meta.create_upload(upload_id, name)
+        record = await self._meta.get_upload(upload_id)
+        assert record is not None
+        return record
+
+    async def status(self, repository: str, upload_id: str) -> UploadRecord:
+        """The session ``upload_id`` of ``repository``; BLOB_UPLOAD_UNKNOWN if none."""
+        name = validation.repository_name(repository)
+        record = await self._meta.get_upload(upload_id) if upload_id.isalnum() else None
+        if record is None or record.repository != name:
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
+        return record
+
+    async def append(
+        self,
+        repository: str,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        content_range: str | None,
+        content_length: int | None,
+    ) -> UploadRecord:
+        """Append one chunk. With ``Content-Range`` it must start at the committed size
+        (else 416 with the current ``Range``) and match ``Content-Length``."""
+        async with self._lock(upload_id):
+            record = await self.status(repository, upload_id)
+            expected = content_length
+            if content_range is not None:
+                chunk = ChunkRange.parse(content_range)
+                if chunk.start != record.size:
+                    raise RegistryError(
+                        ErrorCode.BLOB_UPLOAD_INVALID,
+                        f"chunk starts at {chunk.start}, but the upload holds {record.size} "
+                        "bytes: chunks must be sent in order",
+                        status=416,
+                        headers=self.headers(record),
+                    )
+                if content_length is not None and content_length != chunk.length:
+                    raise RegistryError(
+                        ErrorCode.SIZE_INVALID,
+                        f"Content-Range covers {chunk.length} bytes, "
+                        f"but Content-Length is {content_length}",
+                    )
+                expected = chunk.length
+            new_size = await self._write(record, chunks, expected)
+            if not await self._meta.advance_upload(upload_id, record.size, new_size):
+                raise RegistryError(
+                    ErrorCode.BLOB_UPLOAD_INVALID,
+                    "the upload was changed concurrently; GET its status and resume",
+                    status=416,
+                    headers=self.headers(await self.status(repository, upload_id)),
+                )
+        return UploadRecord(record.id, record.repository, new_size, record.created_at)
+
+    async def _write(
+        self, record: UploadRecord, chunks: AsyncIterable[bytes], expected: int | None
+    ) -> int:
+        try:
+            new_size = await self._store.write_upload(record.id, record.size, chunks, expected)
+        except UploadNotFound:
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": record.id}) from None
+        except SizeLimitExceeded:
+            raise RegistryError(
+                ErrorCode.SIZE_INVALID, f"the body is longer than the {expected} bytes announced"
+            ) from None
+        if expected is not None and new_size - record.size != expected:
+            raise RegistryError(
+                ErrorCode.SIZE_INVALID,
+                f"received {new_size - record.size} bytes, {expected} were announced",
+            )
+        return new_size
+
+    async def finish(
+        self,
+        repository: str,
+        upload_id: str,
+        raw_digest: str | None,
+        chunks: AsyncIterable[bytes] | None,
+        content_range: str | None,
+        content_length: int | None,
+    ) -> BlobInfo:
+        """Close the session with its digest, after an optional last chunk.
+
+        The blob is published only when the bytes hash to the digest; otherwise
+        DIGEST_INVALID, the session is closed and nothing is stored.
+        """
+        if not raw_digest:
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID, "the closing PUT needs ?digest=<digest> of the whole blob"
+            )
+        digest = validation.digest(raw_digest)
+        record = await self.status(repository, upload_id)
+        if chunks is not None:
+            record = await self.append(repository, upload_id, chunks, content_range, content_length)
+        async with self._lock(upload_id):
+            record = await self.status(repository, upload_id)
+            try:
+                await self._store.commit_upload(upload_id, digest, record.size)
+            except DigestMismatch as e:
+                await self._meta.delete_upload(upload_id)
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    f"uploaded content hashes to {e.actual}, not {e.expected}",
+                    detail={"digest": str(digest)},
+                ) from None
+            except UploadNotFound:
+                await self._meta.delete_upload(upload_id)
+                raise RegistryError(
+                    ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}
+                ) from None
+            await self._meta.link_blob(record.repository, str(digest), record.size)
+            await self._meta.delete_upload(upload_id)
+        return BlobInfo(digest, record.size, self._store.local_path(digest))
+
+    async def upload(
+        self,
+        repository: str,
+        raw_digest: str,
+        chunks: AsyncIterable[bytes],
+        content_length: int | None,
+    ) -> BlobInfo:
+        """A whole blob in one request (``POST ...?digest=``)."""
+        digest = validation.digest(raw_digest)
+        record = await self.start(repository)
+        try:
+            return await self.finish(
+                repository, record.id, str(digest), chunks, None, content_length
+            )
+        except BaseException:
+            await self.cancel(repository, record.id, missing_ok=True)
+            raise
+
+    async def cancel(self, repository: str, upload_id: str, *, missing_ok: bool = False) -> None:
+        """Close the session and drop its bytes."""
+        try:
+            await self.status(repository, upload_id)
+        except RegistryError:
+            if missing_ok:
+                return
+            raise
+        await self._store.abort_upload(upload_id)
+        await self._meta.delete_upload(upload_id)
+
+    @staticmethod
+    def headers(record: UploadRecord) -> dict[str, str]:
+        """The headers every upload response carries: Location, Range, Docker-Upload-UUID."""
+        return {
+            "Location": f"/v2/{record.repository}/blobs/uploads/{record.id}",
+            "Range": range_header(record.size),
+            "Docker-Upload-UUID": record.id,
+        }
