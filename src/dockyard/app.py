@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dockyard import api, metadata
+from dockyard import api, metadata, metrics
 from dockyard.config import Settings
 from dockyard.core import Registry
 from dockyard.storage import BlobStore, FilesystemBlobStore
+from dockyard.storage.timed import Observe, TimedBlobStore
 
 log = logging.getLogger("dockyard")
 
@@ -23,10 +24,14 @@ def make_blob_store(settings: Settings) -> BlobStore:
     return FilesystemBlobStore(settings.blob_path, fsync=settings.storage.fsync)
 
 
-async def open_registry(settings: Settings, *, migrate: bool = True) -> Registry:
+async def open_registry(
+    settings: Settings, *, migrate: bool = True, observe: Observe | None = None
+) -> Registry:
     """Connect the stores (upgrading an embedded SQLite schema when ``migrate``)."""
     await asyncio.to_thread(settings.server.data_dir.mkdir, parents=True, exist_ok=True)
     store = await asyncio.to_thread(make_blob_store, settings)
+    if observe is not None:
+        store = TimedBlobStore(store, observe)
     engine = await asyncio.to_thread(
         metadata.create_engine, settings.metadata_url, settings.metadata.pool_size
     )
@@ -46,9 +51,10 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[api.errors], handler_args={"max_field_size": 16384})
     app[SETTINGS] = settings
     app[api.PUBLIC_URL] = settings.server.public_url
+    measured = metrics.setup(app)
 
     async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
-        core = await open_registry(settings)
+        core = await open_registry(settings, observe=measured.observe_store)
         app[api.REGISTRY] = core
         yield
         await core.meta.close()

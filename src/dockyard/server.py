@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 from aiohttp import web
 
 from dockyard import logs, metadata
-from dockyard.app import build_app
 from dockyard.config import Settings
 
 log = logging.getLogger("dockyard")
@@ -36,6 +36,10 @@ def _listen_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 
 async def _serve(settings: Settings, sock: socket.socket) -> None:
+    # Imported here, not at the top: the metrics library must see PROMETHEUS_MULTIPROC_DIR,
+    # which serve() sets before the first import when there are several workers.
+    from dockyard.app import build_app
+
     app = build_app(settings)
     runner = web.AppRunner(app, access_log_class=logs.AccessLogger, handle_signals=False)
     await runner.setup()
@@ -71,6 +75,14 @@ async def _migrate(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _metrics_dir(settings: Settings) -> None:
+    """A fresh directory where every worker writes its Prometheus samples."""
+    path = settings.server.data_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def serve(settings: Settings) -> None:
     """Run Dockyard until SIGINT/SIGTERM, with ``settings.server.workers`` processes."""
     logs.configure(settings.server.log_format)
@@ -89,6 +101,7 @@ def serve(settings: Settings) -> None:
     if workers == 1:
         _run(_serve(settings, first))
         return
+    _metrics_dir(settings)
     context = multiprocessing.get_context("fork")
     procs = []
     for i in range(workers):

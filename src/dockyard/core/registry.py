@@ -7,7 +7,11 @@ from dockyard.core.manifests import DEFAULT_MAX_MANIFEST_SIZE, Manifests
 from dockyard.core.tags import Discovery
 from dockyard.core.uploads import Uploads
 from dockyard.metadata import MetadataStore
-from dockyard.storage import BlobStore
+from dockyard.oci import Digest
+from dockyard.storage import BlobNotFound, BlobStore
+
+# Any digest will do: the probe only checks that the blob store answers at all.
+_PROBE = Digest.of(b"")
 
 
 class Registry:
@@ -31,6 +35,17 @@ class Registry:
         self.manifests = Manifests(meta, max_manifest_size)
         self.discovery = Discovery(meta)
 
-    async def check_ready(self) -> None:
-        """Raise when the metadata store does not answer."""
-        await self.meta.ping()
+    async def check_ready(self) -> list[str]:
+        """What keeps this registry from serving: an empty list when both stores answer."""
+        problems = []
+        try:
+            await self.meta.ping()
+        except Exception as e:
+            problems.append(f"metadata store: {e}")
+        try:
+            await self.store.stat(_PROBE)
+        except BlobNotFound:
+            pass
+        except Exception as e:
+            problems.append(f"blob store: {e}")
+        return problems
