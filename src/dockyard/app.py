@@ -39,9 +39,11 @@ async def open_registry(
         await metadata.upgrade(engine)
     else:
         await metadata.check(engine)
+    meta = metadata.MetadataStore(engine)
+    await meta.open()
     return Registry(
         store,
-        metadata.MetadataStore(engine),
+        meta,
         max_manifest_size=int(settings.server.max_manifest_size),
     )
 

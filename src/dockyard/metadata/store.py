@@ -9,17 +9,19 @@ queue on the database lock instead of failing half-way through an upgrade.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dockyard.metadata import queries as q
 from dockyard.metadata import schema as s
 from dockyard.metadata.records import (
     ManifestRecord,
@@ -28,6 +30,7 @@ from dockyard.metadata.records import (
     TagChange,
     UploadRecord,
 )
+from dockyard.metadata.sqlite_reads import SqliteReader
 
 
 class MetadataError(Exception):
@@ -96,9 +99,19 @@ class MetadataStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._reader: SqliteReader | None = None
+
+    async def open(self) -> None:
+        """Prepare the fast read path (SQLite files only); call once before serving."""
+        database = self.engine.url.database
+        if self._dialect == "sqlite" and database and database != ":memory:":
+            self._reader = await asyncio.to_thread(SqliteReader, database)
 
     async def close(self) -> None:
-        """Dispose of the connection pool."""
+        """Close the fast read path and dispose of the connection pool."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -173,17 +186,12 @@ class MetadataStore:
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """The size of ``digest`` if ``repository`` may serve it, else None."""
-        query = (
-            select(s.blobs.c.size)
-            .select_from(
-                s.repositories.join(
-                    s.repository_blobs, s.repository_blobs.c.repository_id == s.repositories.c.id
-                ).join(s.blobs, s.blobs.c.digest == s.repository_blobs.c.digest)
-            )
-            .where(s.repositories.c.name == repository, s.repository_blobs.c.digest == digest)
-        )
-        async with self._read() as conn:
-            return (await conn.execute(query)).scalar_one_or_none()
+        params = {"repository": repository, "digest": digest}
+        if self._reader is not None:
+            row = self._reader.one(q.BLOB_SIZE, params)
+            return None if row is None else int(row[0])
+        async with self.engine.connect() as conn:
+            return (await conn.execute(q.BLOB_SIZE, params)).scalar_one_or_none()
 
     async def repositories_with_blob(self, digest: str) -> list[str]:
         """Every repository that may serve ``digest`` (for mounts without ``from``)."""
@@ -291,25 +299,16 @@ class MetadataStore:
         self, repository: str, reference: str, *, by_digest: bool
     ) -> ManifestRecord | None:
         """The manifest ``reference`` (a digest or a tag) names in ``repository``."""
-        m = s.manifests
-        query = select(m.c.digest, m.c.media_type, m.c.content).join(
-            s.repositories, s.repositories.c.id == m.c.repository_id
-        )
-        if by_digest:
-            query = query.where(s.repositories.c.name == repository, m.c.digest == reference)
+        query = q.MANIFEST_BY_DIGEST if by_digest else q.MANIFEST_BY_TAG
+        params = {"repository": repository, "reference": reference}
+        if self._reader is not None:
+            row = self._reader.one(query, params)
         else:
-            query = query.join(
-                s.tags,
-                and_(
-                    s.tags.c.repository_id == m.c.repository_id,
-                    s.tags.c.manifest_digest == m.c.digest,
-                ),
-            ).where(s.repositories.c.name == repository, s.tags.c.name == reference)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).one_or_none()
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query, params)).one_or_none()
         if row is None:
             return None
-        return ManifestRecord(digest=row.digest, media_type=row.media_type, content=row.content)
+        return ManifestRecord(digest=row[0], media_type=row[1], content=bytes(row[2]))
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete a manifest and every tag pointing at it (recorded); False if absent."""
