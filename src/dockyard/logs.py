@@ -41,6 +41,14 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def sent_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """Body bytes a response carries: Content-Length when declared (sendfile bypasses
+    aiohttp's own count), else what was streamed; none for HEAD."""
+    if request.method == "HEAD":
+        return 0
+    return response.content_length or response.body_length
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request: method, path, status, bytes, duration, request id."""
 
@@ -49,7 +57,7 @@ class AccessLogger(AbstractAccessLogger):
             "method": request.method,
             "path": request.path,
             "status": response.status,
-            "bytes": response.body_length,
+            "bytes": sent_bytes(request, response),
             "duration_ms": round(duration * 1000, 2),
             "request_id": response.headers.get("X-Request-Id", ""),
             "remote": request.remote,

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from dockyard.api import REGISTRY
 from dockyard.api.middleware import Handler
+from dockyard.logs import sent_bytes
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -111,15 +112,7 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         m.requests.labels(group, request.method, str(status)).inc()
         m.latency.labels(group, request.method).observe(time.perf_counter() - start)
         m.bytes_in.labels(group).inc(request.content.total_bytes)
-        m.bytes_out.labels(group).inc(_body_bytes(request, response))
-
-
-def _body_bytes(request: web.Request, response: web.StreamResponse | None) -> int:
-    if response is None or request.method == "HEAD":
-        return 0
-    # Content-Length when declared (sendfile bypasses aiohttp's byte count, and a plain
-    # response is only sent after this middleware returns); else what was streamed.
-    return response.content_length or response.body_length
+        m.bytes_out.labels(group).inc(sent_bytes(request, response) if response else 0)
 
 
 class _UploadSessions(Collector):
