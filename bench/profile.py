@@ -31,6 +31,7 @@ class Profile:
     stream_size: int  # the RSS-while-streaming blob (issue: 2 GiB)
     limit_size: int  # bytes per machine-limit measurement
     idle_window: float  # seconds of /proc/stat sampled before each phase
+    idle_patience: float  # how long to wait for the cores to calm down before a phase
     compare_clients: bool  # also run the Python client for manifests, to pick the faster tool
 
 
@@ -54,6 +55,7 @@ FULL = Profile(
     stream_size=2 * GiB,
     limit_size=512 * MiB,
     idle_window=0.5,
+    idle_patience=5.0,
     compare_clients=True,
 )
 
@@ -65,18 +67,19 @@ QUICK = Profile(
     pull_repeats=2,
     pull_clients=8,
     range_size=1 * MiB,
-    range_seconds=0.5,
+    range_seconds=0.3,
     manifest_concurrency=32,
-    manifest_seconds=1.0,
-    small_images=30,
+    manifest_seconds=0.6,
+    small_images=10,
     small_concurrency=8,
-    tags=200,
+    tags=100,
     tag_page=100,
-    repositories=50,
-    list_requests=20,
-    stream_size=256 * MiB,
-    limit_size=128 * MiB,
-    idle_window=0.2,
+    repositories=25,
+    list_requests=10,
+    stream_size=128 * MiB,
+    limit_size=64 * MiB,
+    idle_window=0.1,
+    idle_patience=0.0,
     compare_clients=False,
 )
 
@@ -101,6 +104,7 @@ TINY = Profile(
     stream_size=4 * MiB,
     limit_size=4 * MiB,
     idle_window=0.05,
+    idle_patience=0.0,
     compare_clients=False,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -11,6 +12,9 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 from dockyard.app import build_app
 from dockyard.config import Settings, load_settings
+from tests.services import PostgresCluster, S3Server, postgres, s3
+
+__all__ = ["postgres", "s3"]  # session fixtures, shared by every directory
 
 # Migrations run once at start-up, before the first request; alembic reads its scripts
 # from disk synchronously there and nowhere else. SQLite point reads run on the loop on
@@ -18,6 +22,9 @@ from dockyard.config import Settings, load_settings
 _MAY_BLOCK = {
     "dockyard/metadata/migrate.py": ["_upgrade", "_current"],
     "dockyard/metadata/sqlite_reads.py": ["one"],
+    # asyncpg looks for ~/.pgpass when a pooled connection opens without a password:
+    # a stat of one small file, once per connection, not per request.
+    "asyncpg/connect_utils.py": ["_read_password_file"],
 }
 
 
@@ -36,9 +43,36 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+# The stacks the API suite runs on: the embedded default, and what N replicas share.
+STACKS = ["embedded", "postgres-s3"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of tests/api (the ones using ``settings``) once per stack."""
+    if "settings" in metafunc.fixturenames and metafunc.definition.path.parent.name == "api":
+        metafunc.parametrize("stack", STACKS, indirect=True)
+
+
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return load_settings(overrides={"server": {"data_dir": data_dir}})
+def stack(request: pytest.FixtureRequest) -> str:
+    """The storage and metadata stack under test; "embedded" unless parametrized."""
+    return str(getattr(request, "param", "embedded"))
+
+
+@pytest.fixture
+def settings(stack: str, data_dir: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    overrides: dict[str, Any] = {"server": {"data_dir": data_dir}}
+    if stack != "postgres-s3":
+        yield load_settings(overrides=overrides)
+        return
+    # Requested only here, so the embedded runs never start PostgreSQL or moto.
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    s3: S3Server = request.getfixturevalue("s3")
+    database = cluster.fresh_database()
+    overrides["metadata"] = {"url": cluster.url(database)}
+    overrides["storage"] = s3.storage()
+    yield load_settings(overrides=overrides)
+    cluster.drop_database(database)
 
 
 @pytest.fixture

@@ -8,20 +8,24 @@ one port for all), migrates the schema once, then forks the workers and waits.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import ssl
 from typing import Any
 
 from aiohttp import web
 
-from dockyard import logs, metadata
+from dockyard import auth, logs, metadata
 from dockyard.config import Settings
 
 log = logging.getLogger("dockyard")
+
+_BACKLOG = 1024
 
 
 def _listen_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -31,6 +35,9 @@ def _listen_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    # Listen now, before the app starts: the "listening" log line is then true, and a
+    # client that connects on seeing it waits in the backlog instead of being refused.
+    sock.listen(_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -43,7 +50,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     app = build_app(settings)
     runner = web.AppRunner(app, access_log_class=logs.AccessLogger, handle_signals=False)
     await runner.setup()
-    site = web.SockSite(runner, sock, backlog=1024)
+    site = web.SockSite(runner, sock, backlog=_BACKLOG, ssl_context=tls_context(settings))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,6 +60,50 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when ``tls_cert`` and ``tls_key`` are set, else None.
+
+    Raises SystemExit naming the file when the certificate or key cannot be loaded.
+    """
+    cert, key = settings.server.tls_cert, settings.server.tls_key
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise SystemExit(f"dockyard: cannot load TLS certificate {cert} / key {key}: {e}") from None
+    return context
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_if_exposed(settings: Settings, host: str, tls: bool) -> None:
+    """Say loudly when anyone on the network may push, or may read passwords."""
+    if _is_loopback(host):
+        return
+    if settings.auth.mode == "none":
+        log.warning(
+            'listening on %s WITHOUT AUTHENTICATION ([auth] mode = "none"): anyone who '
+            "can reach it may push and delete; see docs/security.md",
+            host,
+        )
+    elif not tls:
+        log.warning(
+            "listening on %s over plain HTTP: passwords and tokens cross the network "
+            "in clear; set tls_cert/tls_key or terminate TLS in front",
+            host,
+        )
 
 
 def _run_worker(settings: Settings, sock: socket.socket) -> None:
@@ -67,10 +118,18 @@ def _run(coro: Any) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
+    """Upgrade embedded SQLite; on PostgreSQL only check, and refuse a foreign schema."""
     settings.server.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = metadata.create_engine(settings.metadata_url, 1)
+    engine = metadata.create_engine(
+        settings.metadata_url, 1, statement_timeout=settings.metadata.statement_timeout
+    )
     try:
-        await metadata.upgrade(engine)
+        if metadata.is_postgresql(settings.metadata_url):
+            await metadata.check(engine)
+        else:
+            await metadata.upgrade(engine)
+    except metadata.SchemaMismatch as e:
+        raise SystemExit(f"dockyard: {e}") from None
     finally:
         await engine.dispose()
 
@@ -91,12 +150,19 @@ def serve(settings: Settings) -> None:
     host, port = settings.server.host, settings.server.port
     first = _listen_socket(host, port, reuse_port=workers > 1)
     port = first.getsockname()[1]
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning(
-            "listening on %s without authentication: anyone who can reach it may push", host
-        )
+    tls = tls_context(settings) is not None  # fails here, once, on a bad certificate
+    try:
+        auth.preflight(settings)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"dockyard: {e}") from None
+    _warn_if_exposed(settings, host, tls)
     log.info(
-        "dockyard listening on http://%s:%d (%d worker%s)", host, port, workers, "s" * (workers > 1)
+        "dockyard listening on %s://%s:%d (%d worker%s)",
+        "https" if tls else "http",
+        host,
+        port,
+        workers,
+        "s" * (workers > 1),
     )
     if workers == 1:
         _run(_serve(settings, first))

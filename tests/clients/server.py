@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,16 @@ class Dockyard:
         self.log_path = log_path
 
     @classmethod
-    def start(cls, data_dir: Path, log_path: Path, *, timeout: float = 30.0) -> Dockyard:
-        """Start the server on port 0 and wait, against a deadline, for the port it logs."""
+    def start(
+        cls, data_dir: Path, log_path: Path, *, timeout: float = 30.0, args: Sequence[str] = ()
+    ) -> Dockyard:
+        """Start the server on port 0 and wait, against a deadline, for the port it logs.
+
+        ``args`` are added to ``dockyard serve`` (``--config``, ``--read-only`` ...).
+        """
         script = Path(sys.executable).with_name("dockyard")
         command = [str(script)] if script.exists() else [sys.executable, "-m", "dockyard"]
-        command += ["serve", "--port", "0", "--data-dir", str(data_dir)]
+        command += ["serve", "--port", "0", "--data-dir", str(data_dir), *args]
         with log_path.open("wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

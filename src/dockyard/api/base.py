@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from dockyard.core import Registry
+from dockyard.core import ALLOW_ALL, Access, CanRead, Registry, can_pull
 from dockyard.oci import ErrorCode, RegistryError
 
 REGISTRY = web.AppKey("registry", Registry)
 PUBLIC_URL = web.AppKey("public_url", str)
+# The caller's permissions, set by the access-control middleware; absent when it is off.
+ACCESS = web.RequestKey[Access]("access")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 
@@ -20,6 +22,18 @@ def registry(request: web.Request) -> Registry:
     return request.app[REGISTRY]
 
 
+def access(request: web.Request) -> Access:
+    """What the caller may do; everything when access control is off."""
+    granted = request.get(ACCESS)
+    return ALLOW_ALL if granted is None else granted
+
+
+def read_check(request: web.Request) -> CanRead | None:
+    """Whether the caller may pull a given repository; None when access control is off."""
+    granted = request.get(ACCESS)
+    return None if granted is None else can_pull(granted)
+
+
 def url(request: web.Request, path: str) -> str:
     """``path`` as the client should follow it: absolute when a public URL is configured."""
     base = request.app.get(PUBLIC_URL, "")
@@ -27,8 +41,19 @@ def url(request: web.Request, path: str) -> str:
 
 
 def name(request: web.Request) -> str:
-    """The raw repository name from the path (validated by the core)."""
-    return request.match_info["name"]
+    """The repository name as the client spelled it in the path (validated by the core).
+
+    The router percent-decodes what it matched, so ``/v2/a%2Fb/...`` would name the
+    repository ``a/b``. The name grammar has no escapes: when the raw path spells the
+    name differently, the core gets that raw spelling and answers NAME_INVALID.
+    """
+    decoded = request.match_info["name"]
+    raw_path = request.raw_path.partition("?")[0]
+    if raw_path.startswith(f"/v2/{decoded}/"):
+        return decoded
+    raw = raw_path.removeprefix("/v2/")
+    suffix = request.path[len("/v2/") + len(decoded) :]
+    return raw.removesuffix(suffix) if suffix else raw
 
 
 def body_chunks(request: web.Request) -> AsyncIterator[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import web
@@ -47,6 +48,22 @@ def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
     return start, stop - start
 
 
+async def _open(path: Path) -> BinaryIO:
+    """Open ``path`` for reading off the loop; a file opened for a caller that was
+    cancelled meanwhile is closed, not leaked."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web.StreamResponse:
     """Answer GET/HEAD for ``blob``: 200 whole or 206 partial, 304 on a matching ETag."""
     headers = blob_headers(blob)
@@ -62,9 +79,13 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
     if request.method == "HEAD" or count == 0:
         await response.prepare(request)
         return response
+    location = await core.blobs.redirect_url(blob)
+    if location is not None:
+        # The bytes bypass the replicas; the client repeats its Range to the store.
+        return web.Response(status=307, headers={**blob_headers(blob), "Location": location})
     if blob.path is not None:
         try:
-            fobj: BinaryIO = await asyncio.to_thread(blob.path.open, "rb")
+            fobj = await _open(blob.path)
         except FileNotFoundError:
             raise core.blobs.missing(blob) from None
         try:
@@ -74,8 +95,10 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
                 raise ConnectionResetError("client went away")
             await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
         finally:
+            # Closed here, not in a worker thread: closing a read-only file does no I/O,
+            # and an awaited close could be cancelled (server shutdown) and leak the file.
             with contextlib.suppress(OSError):
-                await asyncio.to_thread(fobj.close)
+                fobj.close()
         await response.write_eof()
         return response
     stream = core.blobs.read(blob, offset, count)

@@ -19,6 +19,7 @@ def add_routes(app: web.Application) -> None:
     """Register every v2 endpoint on ``app``."""
     r = app.router
     r.add_get("/v2/", version_check)
+    r.add_get("/v2", version_check)
     r.add_get("/v2/_catalog", catalog.catalog)
     r.add_post(f"/v2/{NAME}/blobs/uploads/", uploads.start_upload)
     r.add_post(f"/v2/{NAME}/blobs/uploads", uploads.start_upload)

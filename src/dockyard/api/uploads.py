@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.base import body_chunks, has_body, name, registry, url
-from dockyard.core import BlobInfo, UploadRecord
+from dockyard.api.base import access, body_chunks, has_body, name, registry, url
+from dockyard.core import BlobInfo, UploadRecord, can_pull
 
 
 def _created(request: web.Request, repository: str, blob: BlobInfo) -> web.Response:
@@ -31,7 +31,10 @@ async def start_upload(request: web.Request) -> web.Response:
     repository = name(request)
     query = request.query
     if "mount" in query:
-        blob = await core.blobs.mount(repository, query["mount"], query.get("from"))
+        # The source must be one the caller may pull; if not, this is a plain upload.
+        blob = await core.blobs.mount(
+            repository, query["mount"], query.get("from"), can_pull(access(request))
+        )
         if blob is not None:
             return _created(request, repository, blob)
     elif "digest" in query:

@@ -1,21 +1,38 @@
 """The registry core: the rules, whoever calls them."""
 
-from dockyard.core.blobs import BlobInfo, CanRead
+from dockyard.core.access import ACTIONS, ALLOW_ALL, Access, Action, AllowAll, can_pull
+from dockyard.core.blobs import BlobInfo, BlobStream, CanRead
 from dockyard.core.manifests import PutResult
 from dockyard.core.registry import Registry
+from dockyard.core.robots import RobotError, Robots, validate_robot_name
+from dockyard.core.sources import Source, WriteAction
 from dockyard.core.tags import Page, parse_page_size
 from dockyard.core.uploads import range_header
-from dockyard.metadata import ManifestRecord, TagChange, UploadRecord
+from dockyard.metadata import ManifestRecord, RobotRecord, RobotRules, TagChange, UploadRecord
 
 __all__ = [
+    "ACTIONS",
+    "ALLOW_ALL",
+    "Access",
+    "Action",
+    "AllowAll",
     "BlobInfo",
+    "BlobStream",
     "CanRead",
     "ManifestRecord",
     "Page",
     "PutResult",
     "Registry",
+    "RobotError",
+    "RobotRecord",
+    "RobotRules",
+    "Robots",
+    "Source",
     "TagChange",
     "UploadRecord",
+    "WriteAction",
+    "can_pull",
     "parse_page_size",
     "range_header",
+    "validate_robot_name",
 ]

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from dockyard.core import validation
+from dockyard.core.lifecycle import Lifecycle, quota_error
 from dockyard.metadata import MetadataStore
+from dockyard.metadata.lifecycle import QuotaExceeded
 from dockyard.oci import Digest, ErrorCode, RegistryError
 from dockyard.storage import BlobNotFound, BlobStore
 
+if TYPE_CHECKING:
+    from dockyard.core.sources import Source
+
 # Whether the caller may pull from a repository; the access-control feature supplies it.
 CanRead = Callable[[str], Awaitable[bool]]
+
+
+# ``(offset, length) -> bytes``: a blob's content while it is not in the store yet.
+BlobStream = Callable[[int, int], AsyncIterator[bytes]]
 
 
 async def _anyone(_repository: str) -> bool:
@@ -21,24 +32,33 @@ async def _anyone(_repository: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
-    """A blob a repository may serve: its digest, size and, when local, its file."""
+    """A blob a repository may serve: its digest, size and, when local, its file.
+
+    ``stream`` is set only for a blob a :class:`~dockyard.core.sources.Source` is still
+    fetching: its bytes come from there, not from the store.
+    """
 
     digest: Digest
     size: int
     path: Path | None
+    stream: BlobStream | None = field(default=None, compare=False)
 
 
 class Blobs:
     """Blob operations, scoped by repository: a blob is served only where it is linked."""
 
-    def __init__(self, store: BlobStore, meta: MetadataStore) -> None:
+    def __init__(self, store: BlobStore, meta: MetadataStore, lifecycle: Lifecycle) -> None:
         self._store = store
         self._meta = meta
+        self._lifecycle = lifecycle
+        self.source: Source | None = None
 
     async def stat(self, repository: str, raw_digest: str) -> BlobInfo:
         """The blob ``raw_digest`` as ``repository`` serves it; BLOB_UNKNOWN if it does not."""
         name = validation.repository_name(repository)
         digest = validation.digest(raw_digest)
+        if self.source is not None and self.source.covers(name):
+            return await self.source.stat_blob(name, digest)
         size = await self._meta.blob_size(name, str(digest))
         if size is None:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
@@ -46,6 +66,10 @@ class Blobs:
 
     async def read(self, blob: BlobInfo, offset: int, length: int) -> AsyncIterator[bytes]:
         """Stream ``length`` bytes of ``blob`` from ``offset``."""
+        if blob.stream is not None:
+            async for chunk in blob.stream(offset, length):
+                yield chunk
+            return
         try:
             async for chunk in self._store.read(blob.digest, offset, length):
                 yield chunk
@@ -53,6 +77,10 @@ class Blobs:
             raise RegistryError(
                 ErrorCode.BLOB_UNKNOWN, detail={"digest": str(blob.digest)}
             ) from None
+
+    async def redirect_url(self, blob: BlobInfo) -> str | None:
+        """Where the client may fetch ``blob`` directly (a presigned URL), or None."""
+        return await self._store.redirect_url(blob.digest)
 
     def missing(self, blob: BlobInfo) -> RegistryError:
         """The error for a blob whose metadata exists but whose bytes are gone."""
@@ -66,6 +94,7 @@ class Blobs:
         """Stop ``repository`` serving the blob. Bytes go later, when GC finds no users."""
         name = validation.repository_name(repository)
         digest = validation.digest(raw_digest)
+        self._check_writable(name, "delete")
         if not await self._meta.unlink_blob(name, str(digest)):
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
 
@@ -85,6 +114,7 @@ class Blobs:
         """
         name = validation.repository_name(repository)
         digest = validation.digest(raw_digest)
+        self._check_writable(name, "push")
         if source is not None:
             candidates = [validation.repository_name(source)]
         else:
@@ -97,6 +127,55 @@ class Blobs:
                 await self._store.stat(digest)
             except BlobNotFound:
                 return None
-            await self._meta.link_blob(name, str(digest), size)
-            return BlobInfo(digest, size, self._store.local_path(digest))
+            # Links only while the blob's row exists: a sweep that got there first makes
+            # this a fall-back to an upload, never a link to deleted bytes.
+            try:
+                linked = await self._lifecycle.links.link_existing_blob(
+                    name, str(digest), self._lifecycle.quotas
+                )
+            except QuotaExceeded as e:
+                raise quota_error(e) from None
+            if linked is None:
+                return None
+            return BlobInfo(digest, linked, self._store.local_path(digest))
         return None
+
+    def _check_writable(self, name: str, action: Literal["push", "delete"]) -> None:
+        if self.source is not None and self.source.covers(name):
+            raise self.source.refuse_write(name, action)
+
+    async def adopt(self, repository: str, digest: Digest, size: int) -> BlobInfo | None:
+        """Link a blob the store already holds into ``repository``, as a source found it
+        there; None when the store has no such blob of that size. Not write-protected:
+        for sources recording what they serve, never for clients."""
+        try:
+            if await self._store.stat(digest) != size:
+                return None
+        except BlobNotFound:
+            return None
+        await self._meta.link_blob(repository, str(digest), size)
+        return BlobInfo(digest, size, self._store.local_path(digest))
+
+    async def ingest(
+        self, repository: str, digest: Digest, chunks: AsyncIterable[bytes], size: int
+    ) -> BlobInfo:
+        """Store a blob fetched from elsewhere and link it into ``repository``.
+
+        Published only when exactly ``size`` bytes arrive and they hash to ``digest``;
+        otherwise, or when ``chunks`` raises, nothing is stored and the error propagates
+        (:class:`~dockyard.storage.DigestMismatch` for wrong content, ``EOFError`` or
+        :class:`~dockyard.storage.SizeLimitExceeded` for a wrong length). Not
+        write-protected: for sources, never for clients.
+        """
+        upload_id = "ingest" + uuid.uuid4().hex
+        await self._store.start_upload(upload_id)
+        try:
+            written = await self._store.write_upload(upload_id, 0, chunks, size)
+            if written != size:
+                raise EOFError(f"blob {digest} ended after {written} of {size} bytes")
+            await self._store.commit_upload(upload_id, digest, size)
+        except BaseException:
+            await self._store.abort_upload(upload_id)
+            raise
+        await self._meta.link_blob(repository, str(digest), size)
+        return BlobInfo(digest, size, self._store.local_path(digest))

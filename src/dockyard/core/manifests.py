@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.core import validation
+from dockyard.core.sources import Source, check_writable
 from dockyard.metadata import (
     ManifestRecord,
     MetadataStore,
@@ -40,6 +41,7 @@ class Manifests:
     def __init__(self, meta: MetadataStore, max_size: int = DEFAULT_MAX_MANIFEST_SIZE) -> None:
         self._meta = meta
         self.max_size = max_size
+        self.source: Source | None = None
 
     async def put(
         self,
@@ -56,6 +58,31 @@ class Manifests:
         in the repository (MANIFEST_BLOB_UNKNOWN); its subject need not be.
         """
         name = validation.repository_name(repository)
+        check_writable(self.source, name, "push")
+        return await self._store(name, raw_reference, data, content_type, extra_tags)
+
+    async def record(
+        self, repository: str, raw_reference: str, data: bytes, content_type: str | None
+    ) -> PutResult:
+        """Store a manifest a source fetched, exactly as served, and move a tag to it.
+
+        Like :meth:`put`, but not write-protected (for sources, never for clients), the
+        blobs it references need not be present yet (the source fetches them on demand),
+        and tag moves are recorded with the reason ``cache``.
+        """
+        name = validation.repository_name(repository)
+        return await self._store(name, raw_reference, data, content_type, None, cached=True)
+
+    async def _store(
+        self,
+        name: str,
+        raw_reference: str,
+        data: bytes,
+        content_type: str | None,
+        extra_tags: list[str] | None,
+        *,
+        cached: bool = False,
+    ) -> PutResult:
         reference = validation.reference(raw_reference)
         if len(data) > self.max_size:
             raise RegistryError(
@@ -91,14 +118,21 @@ class Manifests:
             annotations=manifest.annotations or None,
         )
         try:
-            changes = await self._meta.put_manifest(name, record, dict.fromkeys(tags))
+            changes = await self._meta.put_manifest(
+                name,
+                record,
+                dict.fromkeys(tags),
+                reason="cache" if cached else "push",
+                check_references=not cached,
+            )
         except MissingReferences as e:
             missing = e.blobs + e.manifests
             raise RegistryError(
                 ErrorCode.MANIFEST_BLOB_UNKNOWN,
                 f"manifest references {len(missing)} blob(s) or manifest(s) not in {name}: "
                 + ", ".join(missing[:5]),
-                detail={"missing": missing},
+                # detail.digest as distribution gives it, plus the full list.
+                detail={"digest": missing[0], "missing": missing},
             ) from None
         return PutResult(
             digest=digest,
@@ -111,6 +145,8 @@ class Manifests:
         """The manifest a tag or digest names; MANIFEST_UNKNOWN when there is none."""
         name = validation.repository_name(repository)
         reference = validation.reference(raw_reference, ErrorCode.MANIFEST_UNKNOWN)
+        if self.source is not None and self.source.covers(name):
+            return await self.source.get_manifest(name, reference)
         is_digest = isinstance(reference, Digest)
         record = await self._meta.get_manifest(name, str(reference), by_digest=is_digest)
         if record is None:
@@ -120,6 +156,7 @@ class Manifests:
     async def delete(self, repository: str, raw_reference: str) -> None:
         """Delete by digest (the manifest and its tags) or by tag (only the tag)."""
         name = validation.repository_name(repository)
+        check_writable(self.source, name, "delete")
         reference = validation.reference(raw_reference, ErrorCode.MANIFEST_UNKNOWN)
         if isinstance(reference, Digest):
             found = await self._meta.delete_manifest(name, str(reference))

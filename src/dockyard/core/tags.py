@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.core import validation
+from dockyard.core.blobs import CanRead
 from dockyard.metadata import MetadataStore, TagChange
 from dockyard.oci import ErrorCode, RegistryError
 
 # The most entries one page carries, whatever ``n`` asks: a larger ``n`` gets this many
 # and a Link to the rest, as the spec allows.
 MAX_PAGE = 10_000
+# Repositories read per query while filtering the catalog by what the caller may pull.
+_FILTER_BATCH = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +55,29 @@ class Discovery:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": name})
         return _page(rows, limit)
 
-    async def repositories(self, n: int | None, last: str | None) -> Page:
-        """Repository names in lexical order."""
+    async def repositories(
+        self, n: int | None, last: str | None, can_read: CanRead | None = None
+    ) -> Page:
+        """Repository names in lexical order; only those ``can_read`` allows, when given.
+
+        Filtering happens before paging, so a page is full whenever enough readable
+        repositories follow ``last``, and its ``Link`` never points past a hidden one.
+        """
         limit = _limit(n)
         if limit == 0:
             return Page([], more=False)
-        rows = await self._meta.list_repositories(limit + 1 if limit else None, last)
-        return _page(rows, limit)
+        if can_read is None:
+            rows = await self._meta.list_repositories(limit + 1 if limit else None, last)
+            return _page(rows, limit)
+        wanted = None if limit is None else limit + 1
+        visible: list[str] = []
+        while wanted is None or len(visible) < wanted:
+            batch = await self._meta.list_repositories(_FILTER_BATCH, last)
+            visible += [name for name in batch if await can_read(name)]
+            if len(batch) < _FILTER_BATCH:
+                break
+            last = batch[-1]
+        return _page(visible, limit)
 
     async def history(self, repository: str, tag: str | None = None) -> list[TagChange]:
         """Every recorded move of ``tag`` (or of every tag) in ``repository``."""

@@ -17,9 +17,18 @@ from dataclasses import dataclass
 
 from dockyard.core import validation
 from dockyard.core.blobs import BlobInfo
+from dockyard.core.lifecycle import Lifecycle, quota_error
+from dockyard.core.sources import Source, check_writable
 from dockyard.metadata import MetadataStore, UploadRecord
-from dockyard.oci import ErrorCode, RegistryError
-from dockyard.storage import BlobStore, DigestMismatch, SizeLimitExceeded, UploadNotFound
+from dockyard.metadata.lifecycle import BlobVanished, QuotaExceeded
+from dockyard.oci import Digest, ErrorCode, RegistryError
+from dockyard.storage import (
+    BlobNotFound,
+    BlobStore,
+    DigestMismatch,
+    SizeLimitExceeded,
+    UploadNotFound,
+)
 
 _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
@@ -32,19 +41,28 @@ class ChunkRange:
     end: int
 
     @classmethod
-    def parse(cls, header: str) -> ChunkRange:
-        """Parse ``<start>-<end>``; BLOB_UPLOAD_INVALID when malformed or inverted."""
+    def parse(cls, header: str, headers: dict[str, str] | None = None) -> ChunkRange:
+        """Parse ``<start>-<end>``; BLOB_UPLOAD_INVALID when malformed or inverted.
+
+        The status is 416 with ``headers`` (the upload's current ``Range``): a chunk whose
+        range cannot be used is one the registry cannot accept, and the spec's endpoint
+        table gives a PATCH only 404 and 416 as failures (end-5).
+        """
         m = _CONTENT_RANGE.fullmatch(header.strip())
         if not m:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
                 f"malformed Content-Range {header[:100]!r}: expected <start>-<end>",
+                status=416,
+                headers=headers,
             )
         start, end = int(m.group(1)), int(m.group(2))
         if end < start:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
                 f"Content-Range {header[:100]!r} ends before it starts",
+                status=416,
+                headers=headers,
             )
         return cls(start, end)
 
@@ -61,12 +79,14 @@ def range_header(size: int) -> str:
 class Uploads:
     """Upload sessions for one registry."""
 
-    def __init__(self, store: BlobStore, meta: MetadataStore) -> None:
+    def __init__(self, store: BlobStore, meta: MetadataStore, lifecycle: Lifecycle) -> None:
         self._store = store
         self._meta = meta
+        self._lifecycle = lifecycle
         # One writer per upload in this process; other processes are fenced by the
         # compare-and-set on the committed size.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.source: Source | None = None
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -78,6 +98,8 @@ class Uploads:
     async def start(self, repository: str) -> UploadRecord:
         """Open a new, empty session in ``repository``."""
         name = validation.repository_name(repository)
+        check_writable(self.source, name, "push")
+        await self._lifecycle.check_quota(name)  # refuse early; finish checks exactly
         upload_id = uuid.uuid4().hex
         await self._store.start_upload(upload_id)
         await self._meta.create_upload(upload_id, name)
@@ -107,7 +129,7 @@ class Uploads:
             record = await self.status(repository, upload_id)
             expected = content_length
             if content_range is not None:
-                chunk = ChunkRange.parse(content_range)
+                chunk = ChunkRange.parse(content_range, self.headers(record))
                 if chunk.start != record.size:
                     raise RegistryError(
                         ErrorCode.BLOB_UPLOAD_INVALID,
@@ -189,9 +211,32 @@ class Uploads:
                 raise RegistryError(
                     ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}
                 ) from None
-            await self._meta.link_blob(record.repository, str(digest), record.size)
             await self._meta.delete_upload(upload_id)
+            await self._link(record.repository, digest, record.size)
         return BlobInfo(digest, record.size, self._store.local_path(digest))
+
+    async def _link(self, repository: str, digest: Digest, size: int) -> None:
+        async def present() -> bool:
+            try:
+                await self._store.stat(digest)
+            except BlobNotFound:
+                return False
+            return True
+
+        try:
+            await self._lifecycle.links.link_uploaded_blob(
+                repository, str(digest), size, present, self._lifecycle.quotas
+            )
+        except QuotaExceeded as e:
+            raise quota_error(e) from None
+        except BlobVanished:
+            # A sweep deleted the (identical, unused) blob just as this upload published
+            # it; nothing was linked. The client uploads again.
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID,
+                "the blob was garbage-collected while this upload finished; upload it again",
+                detail={"digest": str(digest)},
+            ) from None
 
     async def upload(
         self,

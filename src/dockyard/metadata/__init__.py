@@ -1,5 +1,6 @@
 """Metadata: repositories, blob links, manifests, tags and their history, uploads."""
 
+from dockyard.metadata.cache import CachePulls
 from dockyard.metadata.migrate import (
     SchemaMismatch,
     check,
@@ -7,6 +8,7 @@ from dockyard.metadata.migrate import (
     head_revision,
     upgrade,
 )
+from dockyard.metadata.postgres import is_postgresql
 from dockyard.metadata.records import (
     ManifestRecord,
     NewManifest,
@@ -14,15 +16,20 @@ from dockyard.metadata.records import (
     TagChange,
     UploadRecord,
 )
+from dockyard.metadata.robots import RobotRecord, RobotRules, RobotStore
 from dockyard.metadata.store import MetadataError, MetadataStore, MissingReferences, create_engine
 
 __all__ = [
+    "CachePulls",
     "ManifestRecord",
     "MetadataError",
     "MetadataStore",
     "MissingReferences",
     "NewManifest",
     "ReferrerRecord",
+    "RobotRecord",
+    "RobotRules",
+    "RobotStore",
     "SchemaMismatch",
     "TagChange",
     "UploadRecord",
@@ -30,5 +37,6 @@ __all__ = [
     "create_engine",
     "current_revision",
     "head_revision",
+    "is_postgresql",
     "upgrade",
 ]

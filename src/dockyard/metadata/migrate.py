@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The PostgreSQL advisory lock serialising migrations ("dockyard" in ASCII, truncated).
+_LOCK_KEY = 0x646F636B79
 
 
 class SchemaMismatch(Exception):
@@ -32,6 +35,20 @@ def head_revision() -> str:
     return head
 
 
+def _known_revisions() -> tuple[str, set[str]]:
+    """The head revision and every revision this version of Dockyard knows."""
+    scripts = ScriptDirectory.from_config(_config())
+    return head_revision(), {s.revision for s in scripts.walk_revisions()}
+
+
+def missing_revisions(current: str | None) -> list[str]:
+    """The migrations between ``current`` and head, oldest first, as "<rev> (<message>)"."""
+    scripts = ScriptDirectory.from_config(_config())
+    pending = list(scripts.iterate_revisions("head", current or "base"))
+    pending.reverse()
+    return [f"{s.revision} ({(s.doc or '').strip().splitlines()[0]})" for s in pending]
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at; None for an empty database."""
 
@@ -49,21 +66,26 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(_config(conn), revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two `dockyard migrate` at once (a rolling deploy): the second waits for
+            # the first, then finds nothing left to do.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         await conn.run_sync(_upgrade)
 
 
 async def check(engine: AsyncEngine) -> None:
     """Raise :class:`SchemaMismatch` unless the database is at this version's head."""
     current = await current_revision(engine)
-    head = head_revision()
+    # Reading the migration scripts is file I/O: keep it off the event loop.
+    head, known = await asyncio.to_thread(_known_revisions)
     if current != head:
-        known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
         if current is not None and current not in known:
             raise SchemaMismatch(
                 f"database schema is at revision {current}, which this version of Dockyard "
                 f"does not know (newest known: {head}); upgrade Dockyard"
             )
+        missing = await asyncio.to_thread(missing_revisions, current)
         raise SchemaMismatch(
             f"database schema is at revision {current or '(empty)'}, this version needs {head}; "
-            "run `dockyard migrate`"
+            f"missing migrations: {', '.join(missing)}; run `dockyard migrate`"
         )

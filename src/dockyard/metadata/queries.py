@@ -7,11 +7,17 @@ fast path (:mod:`dockyard.metadata.sqlite_reads`) run the very same SQL.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, exists, select
 
 from dockyard.metadata import schema as s
 
 _m = s.manifests
+
+# A blob fsck found corrupt is served by no repository (docs/lifecycle.md).
+NOT_QUARANTINED = ~exists().where(
+    s.blob_checks.c.digest == s.repository_blobs.c.digest,
+    s.blob_checks.c.quarantined_at.is_not(None),
+)
 
 BLOB_SIZE = (
     select(s.blobs.c.size)
@@ -23,6 +29,7 @@ BLOB_SIZE = (
     .where(
         s.repositories.c.name == bindparam("repository"),
         s.repository_blobs.c.digest == bindparam("digest"),
+        NOT_QUARANTINED,
     )
 )
 

@@ -11,6 +11,9 @@ compares the two so they cannot drift.
 - ``manifest_refs``: what each manifest references (blobs, child manifests).
 - ``tags`` and ``tag_history``: the mutable pointers and every move they ever made.
 - ``uploads``: upload sessions in progress, with their committed size.
+- ``robots``: robot accounts for CI, with their hashed secret, rules, expiry, revocation.
+- ``cache_pulls``: the pull-through cache's blobs with their last pull, for LRU eviction.
+- ``blob_checks``: fsck's last verification of each blob, and its quarantine.
 """
 
 from __future__ import annotations
@@ -143,4 +146,41 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+robots = Table(
+    "robots",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    # bcrypt of the secret; the secret itself is shown once, at creation, and never stored.
+    Column("secret_hash", String(128), nullable=False),
+    # [{"repositories": "team-a/**", "actions": ["pull", "push"]}, ...]
+    Column("rules", JSON, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Integrity (docs/lifecycle.md): when fsck last re-hashed a blob, and whether it found
+# the bytes corrupt. A quarantined blob is never served; re-uploading good bytes lifts it.
+blob_checks = Table(
+    "blob_checks",
+    metadata,
+    Column("digest", String(DIGEST), primary_key=True),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("quarantined_at", DateTime(timezone=True), nullable=True),
+    Column("problem", String(255), nullable=True),
+)
+
+# Pull-through cache (docs/cache.md): when each cached blob was last pulled, per upstream,
+# so the cache evicts the least recently pulled blobs first when it exceeds max_size.
+cache_pulls = Table(
+    "cache_pulls",
+    metadata,
+    Column("upstream", String(64), primary_key=True),
+    Column("digest", String(DIGEST), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("last_pulled_at", DateTime(timezone=True), nullable=False),
+    Index(None, "upstream", "last_pulled_at"),
 )

@@ -21,8 +21,10 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dockyard.metadata import postgres
 from dockyard.metadata import queries as q
 from dockyard.metadata import schema as s
+from dockyard.metadata.postgres_reads import PostgresReader
 from dockyard.metadata.records import (
     ManifestRecord,
     NewManifest,
@@ -50,6 +52,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(value: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were written in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def database_url(url: str) -> str:
     """Map user-facing URLs to async drivers (``sqlite:///x`` -> ``sqlite+aiosqlite:///x``)."""
     for plain, driver in (
@@ -62,14 +69,21 @@ def database_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url`` with Dockyard's connection settings."""
+def create_engine(
+    url: str, pool_size: int = 10, *, statement_timeout: float = 30.0, pool_timeout: float = 30.0
+) -> AsyncEngine:
+    """An async engine for ``url`` with Dockyard's connection settings.
+
+    ``statement_timeout`` and ``pool_timeout`` (seconds) apply to PostgreSQL.
+    """
     url = database_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url, **postgres.engine_options(pool_size, statement_timeout, pool_timeout)
+    )
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -100,18 +114,29 @@ class MetadataStore:
         self.engine = engine
         self._dialect = engine.dialect.name
         self._reader: SqliteReader | None = None
+        self._pg_reader: PostgresReader | None = None
 
     async def open(self) -> None:
-        """Prepare the fast read path (SQLite files only); call once before serving."""
+        """Prepare the fast read path (SQLite files, PostgreSQL); call once before serving."""
         database = self.engine.url.database
         if self._dialect == "sqlite" and database and database != ":memory:":
             self._reader = await asyncio.to_thread(SqliteReader, database)
+        elif self._dialect == "postgresql":
+            options = self.engine.get_execution_options()
+            self._pg_reader = await PostgresReader.connect(
+                self.engine.url,
+                self.engine.pool.size(),  # type: ignore[attr-defined]
+                options.get(postgres.SERVER_SETTINGS, {}),
+            )
 
     async def close(self) -> None:
         """Close the fast read path and dispose of the connection pool."""
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._pg_reader is not None:
+            await self._pg_reader.close()
+            self._pg_reader = None
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -190,6 +215,9 @@ class MetadataStore:
         if self._reader is not None:
             row = self._reader.one(q.BLOB_SIZE, params)
             return None if row is None else int(row[0])
+        if self._pg_reader is not None:
+            row = await self._pg_reader.one(q.BLOB_SIZE, params)
+            return None if row is None else int(row[0])
         async with self.engine.connect() as conn:
             return (await conn.execute(q.BLOB_SIZE, params)).scalar_one_or_none()
 
@@ -221,36 +249,45 @@ class MetadataStore:
     # -- manifests ------------------------------------------------------------------
 
     async def put_manifest(
-        self, repository: str, manifest: NewManifest, tags: Iterable[str]
+        self,
+        repository: str,
+        manifest: NewManifest,
+        tags: Iterable[str],
+        *,
+        reason: str = "push",
+        check_references: bool = True,
     ) -> list[TagChange]:
         """Store ``manifest`` in ``repository`` and point ``tags`` at it, atomically.
 
         Raises :class:`MissingReferences` (and stores nothing) when a referenced blob
-        or child manifest is not in the repository. Returns the tag moves it made.
+        or child manifest is not in the repository, unless ``check_references`` is off
+        (the cache stores a manifest before the blobs it fetches on demand). Tag moves
+        are recorded with ``reason``. Returns the tag moves it made.
         """
         async with self._write() as conn:
             repo_id = await self._ensure_repository(conn, repository)
-            await self._check_references(conn, repo_id, manifest)
-            existing = await conn.execute(
-                select(s.manifests.c.id).where(
-                    s.manifests.c.repository_id == repo_id, s.manifests.c.digest == manifest.digest
+            if check_references:
+                await self._check_references(conn, repo_id, manifest)
+            # ON CONFLICT: the same manifest pushed through two replicas at once is
+            # stored once, and neither push fails on the unique key.
+            result = await conn.execute(
+                self._insert(s.manifests)
+                .values(
+                    repository_id=repo_id,
+                    digest=manifest.digest,
+                    media_type=manifest.media_type,
+                    size=len(manifest.content),
+                    content=manifest.content,
+                    artifact_type=manifest.artifact_type,
+                    subject_digest=manifest.subject_digest,
+                    annotations=manifest.annotations,
+                    created_at=_now(),
                 )
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+                .returning(s.manifests.c.id)
             )
-            if existing.scalar_one_or_none() is None:
-                result = await conn.execute(
-                    s.manifests.insert().values(
-                        repository_id=repo_id,
-                        digest=manifest.digest,
-                        media_type=manifest.media_type,
-                        size=len(manifest.content),
-                        content=manifest.content,
-                        artifact_type=manifest.artifact_type,
-                        subject_digest=manifest.subject_digest,
-                        annotations=manifest.annotations,
-                        created_at=_now(),
-                    )
-                )
-                manifest_id = result.inserted_primary_key[0]  # type: ignore[index]
+            manifest_id = result.scalar_one_or_none()
+            if manifest_id is not None:
                 refs = [
                     {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
                     for d in set(manifest.blob_refs)
@@ -264,7 +301,7 @@ class MetadataStore:
             changes = []
             for tag in tags:
                 change = await self._set_tag(
-                    conn, repo_id, repository, tag, manifest.digest, "push"
+                    conn, repo_id, repository, tag, manifest.digest, reason
                 )
                 if change:
                     changes.append(change)
@@ -277,19 +314,25 @@ class MetadataStore:
         missing_manifests: list[str] = []
         if manifest.blob_refs:
             wanted = set(manifest.blob_refs)
+            # FOR SHARE (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises anyway): GC's
+            # sweep cannot drop these links until this manifest, and its refs, commit.
             found = await conn.execute(
-                select(s.repository_blobs.c.digest).where(
+                select(s.repository_blobs.c.digest)
+                .where(
                     s.repository_blobs.c.repository_id == repo_id,
                     s.repository_blobs.c.digest.in_(wanted),
+                    q.NOT_QUARANTINED,
                 )
+                .with_for_update(read=True, of=s.repository_blobs)
             )
             missing_blobs = sorted(wanted - set(found.scalars()))
         if manifest.manifest_refs:
             wanted = set(manifest.manifest_refs)
+            # FOR SHARE: retention cannot delete these children until this index commits.
             found = await conn.execute(
-                select(s.manifests.c.digest).where(
-                    s.manifests.c.repository_id == repo_id, s.manifests.c.digest.in_(wanted)
-                )
+                select(s.manifests.c.digest)
+                .where(s.manifests.c.repository_id == repo_id, s.manifests.c.digest.in_(wanted))
+                .with_for_update(read=True)
             )
             missing_manifests = sorted(wanted - set(found.scalars()))
         if missing_blobs or missing_manifests:
@@ -303,6 +346,8 @@ class MetadataStore:
         params = {"repository": repository, "reference": reference}
         if self._reader is not None:
             row = self._reader.one(query, params)
+        elif self._pg_reader is not None:
+            row = await self._pg_reader.one(query, params)
         else:
             async with self.engine.connect() as conn:
                 row = (await conn.execute(query, params)).one_or_none()
@@ -362,27 +407,35 @@ class MetadataStore:
         reason: str,
     ) -> TagChange | None:
         now = _now()
-        old = (
-            await conn.execute(
-                select(s.tags.c.manifest_digest).where(
-                    s.tags.c.repository_id == repo_id, s.tags.c.name == tag
+        while True:
+            # Locked (PostgreSQL; SQLite writers are serialised already): a concurrent
+            # move waits for this one, then reads the digest it really replaces, so the
+            # history stays a chain with no lost update.
+            old = (
+                await conn.execute(
+                    select(s.tags.c.manifest_digest)
+                    .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
+                    .with_for_update()
                 )
-            )
-        ).scalar_one_or_none()
-        if old == digest:
-            return None
-        if old is None:
-            await conn.execute(
-                s.tags.insert().values(
-                    repository_id=repo_id, name=tag, manifest_digest=digest, updated_at=now
+            ).scalar_one_or_none()
+            if old == digest:
+                return None
+            if old is not None:
+                await conn.execute(
+                    update(s.tags)
+                    .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
+                    .values(manifest_digest=digest, updated_at=now)
                 )
+                break
+            created = await conn.execute(
+                self._insert(s.tags)
+                .values(repository_id=repo_id, name=tag, manifest_digest=digest, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["repository_id", "name"])
+                .returning(s.tags.c.name)
             )
-        else:
-            await conn.execute(
-                update(s.tags)
-                .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
-                .values(manifest_digest=digest, updated_at=now)
-            )
+            if created.first() is not None:
+                break
+            # Another transaction created the tag after our read: lock it and move it.
         return await self._record(conn, repo_id, repository, tag, old, digest, reason, now)
 
     async def _remove_tag(
@@ -463,7 +516,7 @@ class MetadataStore:
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            TagChange(repository, r.tag, r.old_digest, r.new_digest, r.changed_at, r.reason)
+            TagChange(repository, r.tag, r.old_digest, r.new_digest, _utc(r.changed_at), r.reason)
             for r in rows
         ]
 
@@ -492,7 +545,7 @@ class MetadataStore:
             ).one_or_none()
         if row is None:
             return None
-        return UploadRecord(row.id, row.repository, row.size, row.created_at)
+        return UploadRecord(row.id, row.repository, row.size, _utc(row.created_at))
 
     async def advance_upload(self, upload_id: str, expected: int, new_size: int) -> bool:
         """Move the committed size from ``expected`` to ``new_size``; False if it had moved."""

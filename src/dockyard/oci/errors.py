@@ -51,6 +51,8 @@ class ErrorCode(enum.Enum):
     RANGE_INVALID = ("requested range not satisfiable", 416)  # blob GET with a bad Range
     PAGINATION_NUMBER_INVALID = ("invalid number of results requested", 400)  # bad ?n=
     NOT_FOUND = ("no such endpoint", 404)  # a path outside the API
+    # The pull-through cache cannot reach its upstream and holds no copy to serve.
+    UNAVAILABLE = ("upstream registry unavailable", 503)
     UNKNOWN = ("unknown error", 500)
 
     def __init__(self, message: str, status: int) -> None:

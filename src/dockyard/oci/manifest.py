@@ -84,7 +84,11 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
     """
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError:
+        # Deep nesting fits well inside the size limit; it is bad input, not a crash.
+        raise InvalidManifest("manifest is not valid JSON: nested too deeply") from None
+    except ValueError as e:
+        # JSONDecodeError, UnicodeDecodeError, and the int-digits limit (a huge number).
         raise InvalidManifest(f"manifest is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
         raise InvalidManifest("manifest must be a JSON object")

@@ -1,6 +1,7 @@
 """Blob bytes: the :class:`BlobStore` contract and its implementations."""
 
 from dockyard.storage.base import (
+    BlobEnumerator,
     BlobNotFound,
     BlobStore,
     DigestMismatch,
@@ -11,6 +12,7 @@ from dockyard.storage.base import (
 from dockyard.storage.filesystem import FilesystemBlobStore
 
 __all__ = [
+    "BlobEnumerator",
     "BlobNotFound",
     "BlobStore",
     "DigestMismatch",

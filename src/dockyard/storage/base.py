@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from dockyard.oci.digest import Digest
 
@@ -61,6 +61,14 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """A short-lived URL a client may GET the blob from directly, or None when the
+        store does not hand out such URLs (then the blob is streamed through Dockyard).
+
+        The URL is not checked for existence: the caller knows the blob from metadata.
+        """
+        ...
+
     def read(
         self, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -101,4 +109,13 @@ class BlobStore(Protocol):
 
     async def abort_upload(self, upload_id: str) -> None:
         """Remove the staging area and everything in it; missing is not an error."""
+        ...
+
+
+@runtime_checkable
+class BlobEnumerator(Protocol):
+    """A store that can list what it holds (fsck compares it with the metadata)."""
+
+    def list_blobs(self) -> AsyncIterator[Digest]:
+        """Every blob stored, in no particular order; uploads in progress excluded."""
         ...

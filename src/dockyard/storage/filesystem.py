@@ -9,22 +9,31 @@ Layout under the root directory::
     │   │       └── 6c3c624b58db…      one file per blob, named by its digest
     │   └── sha512/…
     └── uploads/
-        └── <upload-id>               the bytes of an upload received so far
+        ├── <upload-id>               the bytes of an upload received so far
+        └── <upload-id>.lock          flock()ed by each write and commit; holds the
+                                      token of the last write
 
 A blob file only ever appears through ``os.replace`` of a verified, fsynced upload
 file, so a reader sees either nothing or the whole, correct blob.
 
+Writes and the commit of one upload exclude each other through ``flock`` on its lock
+file, across processes too: without that, a write that opened the upload file just
+before a commit renamed it would append to the published blob.
+
 Hashing rides along with the writes: each upload keeps a running sha256 in this
-process, valid while chunks arrive here in order. When a chunk landed in another
-process (another worker or replica) or after a restart, the state no longer matches
-the file and commit re-reads the file once instead; correctness never depends on it.
+process, valid while chunks arrive here in order. Every write stamps the lock file with
+a fresh token and the running hash remembers it; when another process (another worker
+or replica) wrote since, or after a restart, the token differs and commit re-reads the
+file once instead. Correctness never depends on the running hash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,6 +41,7 @@ from pathlib import Path
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.base import (
+    BlobEnumerator,
     BlobNotFound,
     BlobStore,
     DigestMismatch,
@@ -46,12 +56,17 @@ _READ_BLOCK = 1 << 20
 _MAX_HASH_STATES = 4096
 # The algorithm hashed while bytes stream in; others are computed at commit.
 _STREAM_ALGORITHM = "sha256"
+_TOKEN_SIZE = 32
+# Waiting for another process's write to the same upload polls, so that the wait (as
+# long as that client takes to send its chunk) never parks a worker thread.
+_LOCK_POLL = (0.001, 0.05)
 
 
 @dataclass(slots=True)
 class _HashState:
     offset: int
     hasher: Hasher
+    token: bytes
 
 
 class FilesystemBlobStore:
@@ -75,6 +90,21 @@ class FilesystemBlobStore:
             raise UploadNotFound(upload_id)
         return self._uploads / upload_id
 
+    async def _lock(self, path: Path) -> int:
+        """Open and flock the lock file of the upload at ``path``; return its descriptor.
+
+        Closing the descriptor releases the lock. Callers open the upload file only once
+        they hold the lock, so one that waited for a commit or an abort finds nothing.
+        """
+        lock_fd, locked = await asyncio.to_thread(_open_lock, _lock_path(path))
+        if not locked:
+            try:
+                await _flock(lock_fd)
+            except BaseException:
+                await asyncio.to_thread(os.close, lock_fd)
+                raise
+        return lock_fd
+
     async def stat(self, digest: Digest) -> int:
         try:
             st = await asyncio.to_thread(os.stat, self._blob_path(digest))
@@ -84,6 +114,9 @@ class FilesystemBlobStore:
 
     def local_path(self, digest: Digest) -> Path | None:
         return self._blob_path(digest)
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return None  # served with sendfile instead
 
     async def read(
         self, digest: Digest, offset: int = 0, length: int | None = None
@@ -110,29 +143,46 @@ class FilesystemBlobStore:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._blob_path(digest).unlink)
 
+    async def list_blobs(self) -> AsyncIterator[Digest]:
+        """Every blob file under ``blobs/<algorithm>/<xx>/``, as a digest."""
+        for digest in await asyncio.to_thread(self._scan_blobs):
+            yield digest
+
+    def _scan_blobs(self) -> list[Digest]:
+        found = []
+        for path in self._blobs.glob("*/*/*"):
+            with contextlib.suppress(ValueError):
+                found.append(Digest.parse(f"{path.parent.parent.name}:{path.name}"))
+        return found
+
     async def start_upload(self, upload_id: str) -> None:
         path = self._upload_path(upload_id)
         await asyncio.to_thread(path.touch, exist_ok=False)
-        self._remember(upload_id, _HashState(0, new_hasher(_STREAM_ALGORITHM)))
+        # No write has stamped a token yet: the lock file, once created, is empty.
+        self._remember(upload_id, _HashState(0, new_hasher(_STREAM_ALGORITHM), b""))
 
     async def write_upload(
         self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], limit: int | None = None
     ) -> int:
         path = self._upload_path(upload_id)
+        token = uuid.uuid4().hex.encode()
+        lock_fd = await self._lock(path)
         try:
-            fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
-        except FileNotFoundError:
-            raise UploadNotFound(upload_id) from None
+            fd, last_token = await asyncio.to_thread(_open_for_write, path, lock_fd, token, offset)
+        except BaseException as e:
+            await asyncio.to_thread(_release, path, lock_fd, isinstance(e, FileNotFoundError))
+            if isinstance(e, FileNotFoundError):
+                raise UploadNotFound(upload_id) from None
+            raise
         state = self._hash_states.pop(upload_id, None)
-        if state is not None and state.offset != offset:
+        if state is not None and (state.offset != offset or state.token != last_token):
             state = None  # chunks went elsewhere meanwhile: commit will re-read the file
         hasher = state.hasher if state else None
         if hasher is None and offset == 0:
             hasher = new_hasher(_STREAM_ALGORITHM)
         written = 0
+        pending: asyncio.Future[None] | None = None
         try:
-            await asyncio.to_thread(_rewind, fd, offset)
-            pending: asyncio.Future[None] | None = None
             block: list[bytes] = []
             block_size = 0
             async for chunk in chunks:
@@ -144,47 +194,59 @@ class FilesystemBlobStore:
                 if block_size >= _BLOCK:
                     # Hash and write this block in a thread while the loop reads the next.
                     if pending is not None:
-                        await pending
+                        await asyncio.shield(pending)
                     pending = asyncio.ensure_future(
                         asyncio.to_thread(_hash_and_write, fd, block, hasher)
                     )
                     block, block_size = [], 0
             if pending is not None:
-                await pending
+                await asyncio.shield(pending)
             if block:
-                await asyncio.to_thread(_hash_and_write, fd, block, hasher)
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(_hash_and_write, fd, block, hasher)
+                )
+                await asyncio.shield(pending)
         except BaseException:
             hasher = None  # the file may hold part of a block: the state is unreliable
             raise
         finally:
-            await asyncio.to_thread(os.close, fd)
+            if pending is not None:
+                # The thread writing through fd outlives an error or a cancellation here
+                # (hence the shields): closing fd under it would let the number be
+                # reused, and the block land in some other file.
+                await asyncio.wait({pending})
+                if not pending.cancelled():
+                    pending.exception()  # raised above already, or None: mark it seen
+            await asyncio.to_thread(_close, fd, lock_fd)
             if hasher is not None:
-                self._remember(upload_id, _HashState(offset + written, hasher))
+                self._remember(upload_id, _HashState(offset + written, hasher, token))
         return offset + written
 
     async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
         path = self._upload_path(upload_id)
         state = self._hash_states.pop(upload_id, None)
-        use_state = (
-            state is not None and state.offset == size and digest.algorithm == _STREAM_ALGORITHM
-        )
+        lock_fd = await self._lock(path)
         try:
-            hasher = state.hasher if use_state and state else None
             actual = await asyncio.to_thread(
-                _finish_file, path, size, digest.algorithm, hasher, self._fsync
+                _commit_file,
+                path,
+                lock_fd,
+                digest,
+                size,
+                state,
+                self._blob_path(digest),
+                self._fsync,
             )
         except FileNotFoundError:
             raise UploadNotFound(upload_id) from None
         if actual != digest:
-            await self.abort_upload(upload_id)
             raise DigestMismatch(digest, actual)
-        target = self._blob_path(digest)
-        await asyncio.to_thread(_publish, path, target, self._fsync)
 
     async def abort_upload(self, upload_id: str) -> None:
         self._hash_states.pop(upload_id, None)
-        with contextlib.suppress(FileNotFoundError, UploadNotFound):
-            await asyncio.to_thread(self._upload_path(upload_id).unlink)
+        with contextlib.suppress(UploadNotFound):
+            path = self._upload_path(upload_id)
+            await asyncio.to_thread(_remove_upload, path)
 
     def _remember(self, upload_id: str, state: _HashState) -> None:
         self._hash_states[upload_id] = state
@@ -192,9 +254,108 @@ class FilesystemBlobStore:
             self._hash_states.popitem(last=False)
 
 
-def _rewind(fd: int, offset: int) -> None:
-    os.ftruncate(fd, offset)
-    os.lseek(fd, offset, os.SEEK_SET)
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.lock")
+
+
+def _open_lock(lock_path: Path) -> tuple[int, bool]:
+    """Open (creating) a lock file and try to flock it: its descriptor, and whether locked."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return fd, False
+    return fd, True
+
+
+def _release(path: Path, lock_fd: int, upload_gone: bool) -> None:
+    """Release the lock of the upload at ``path``; remove the lock file if it is gone."""
+    try:
+        if upload_gone:
+            _lock_path(path).unlink(missing_ok=True)  # maybe created just now, by us
+    finally:
+        os.close(lock_fd)
+
+
+def _close(fd: int, lock_fd: int) -> None:
+    """Close the upload file, then release its lock."""
+    try:
+        os.close(fd)
+    finally:
+        os.close(lock_fd)
+
+
+def _remove_upload(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _lock_path(path).unlink(missing_ok=True)
+
+
+def _commit_file(
+    path: Path,
+    lock_fd: int,
+    digest: Digest,
+    size: int,
+    state: _HashState | None,
+    target: Path,
+    fsync: bool,
+) -> Digest:
+    """Verify the upload at ``path`` and publish it at ``target``, or remove it.
+
+    Runs holding the upload's lock, and releases it on return: no write reaches the file
+    between the check and the publication. Returns the digest the bytes have.
+    """
+    try:
+        hasher = None
+        if (
+            state is not None
+            and state.offset == size
+            and digest.algorithm == _STREAM_ALGORITHM
+            and state.token == os.pread(lock_fd, _TOKEN_SIZE, 0)
+        ):
+            hasher = state.hasher
+        try:
+            actual = _finish_file(path, size, digest.algorithm, hasher, fsync)
+        except FileNotFoundError:
+            _lock_path(path).unlink(missing_ok=True)  # maybe created just now, by us
+            raise
+        if actual == digest:
+            _publish(path, target, fsync)
+        # Published, or mismatched and so kept nowhere: either way the upload is over.
+        _remove_upload(path)
+        return actual
+    finally:
+        os.close(lock_fd)
+
+
+async def _flock(fd: int) -> None:
+    """Lock ``fd`` exclusively, waiting on the loop while another process holds it."""
+    delay, longest = _LOCK_POLL
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+
+def _open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tuple[int, bytes]:
+    """Open the upload file at ``offset`` (rewound); stamp ``token`` as the last writer.
+
+    Returns the descriptor and the token of the write before this one.
+    """
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        last_token = os.pread(lock_fd, _TOKEN_SIZE, 0)
+        # Stamped before the first byte changes: should this write fail half-way, no
+        # remembered hash state matches the file any more.
+        os.pwrite(lock_fd, token, 0)
+        os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, last_token
 
 
 def _hash_and_write(fd: int, block: list[bytes], hasher: Hasher | None) -> None:
@@ -241,4 +402,9 @@ def _publish(source: Path, target: Path, fsync: bool) -> None:
 
 def _conforms(store: FilesystemBlobStore) -> BlobStore:
     """Checked by mypy: FilesystemBlobStore implements the BlobStore protocol."""
+    return store
+
+
+def _enumerates(store: FilesystemBlobStore) -> BlobEnumerator:
+    """Checked by mypy: FilesystemBlobStore implements BlobEnumerator too."""
     return store

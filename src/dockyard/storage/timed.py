@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.base import BlobStore
+from dockyard.storage.base import BlobEnumerator, BlobStore
 
 Observe = Callable[[str, float], None]
 
@@ -31,6 +31,15 @@ class TimedBlobStore:
 
     def local_path(self, digest: Digest) -> Path | None:
         return self.inner.local_path(digest)
+
+    async def list_blobs(self) -> AsyncIterator[Digest]:
+        """The inner store's listing (untimed: only fsck asks); nothing if it has none."""
+        if isinstance(self.inner, BlobEnumerator):
+            async for digest in self.inner.list_blobs():
+                yield digest
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return await self.inner.redirect_url(digest)
 
     async def read(
         self, digest: Digest, offset: int = 0, length: int | None = None

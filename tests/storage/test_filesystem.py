@@ -1,0 +1,74 @@
+"""What only the filesystem store promises: its layout, and no files left behind.
+
+Everything else it promises, every store does: see ``test_blobstore.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.oci import Digest
+from dockyard.storage import DigestMismatch, FilesystemBlobStore, UploadNotFound
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "blobstore"
+
+
+@pytest.fixture
+def store(root: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(root)
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+async def test_blob_layout(store: FilesystemBlobStore, root: Path) -> None:
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    await store.write_upload(upload_id, 0, chunks(b"layer"))
+    digest = Digest.of(b"layer", "sha512")
+    await store.commit_upload(upload_id, digest, 5)
+    path = root / "blobs" / "sha512" / digest.encoded[:2] / digest.encoded
+    assert store.local_path(digest) == path
+    assert path.read_bytes() == b"layer"
+    assert files_under(root / "uploads") == []
+
+
+async def test_nothing_is_left_in_uploads(store: FilesystemBlobStore, root: Path) -> None:
+    committed, mismatched, aborted = (uuid.uuid4().hex for _ in range(3))
+    for upload_id in (committed, mismatched, aborted):
+        await store.start_upload(upload_id)
+        await store.write_upload(upload_id, 0, chunks(b"bytes"))
+    await store.commit_upload(committed, Digest.of(b"bytes"), 5)
+    with pytest.raises(DigestMismatch):
+        await store.commit_upload(mismatched, Digest.of(b"other"), 5)
+    await store.abort_upload(aborted)
+    never_started = uuid.uuid4().hex
+    with pytest.raises(UploadNotFound):
+        await store.write_upload(never_started, 0, chunks(b"x"))
+    with pytest.raises(UploadNotFound):
+        await store.commit_upload(never_started, Digest.of(b""), 0)
+    assert files_under(root / "uploads") == []
+
+
+async def test_an_upload_without_a_lock_file_still_works(
+    store: FilesystemBlobStore, root: Path
+) -> None:
+    # Uploads staged by an earlier version have no lock file: it is created on demand.
+    upload_id = uuid.uuid4().hex
+    (root / "uploads" / upload_id).write_bytes(b"staged earlier")
+    assert await store.write_upload(upload_id, 14, chunks(b", finished now")) == 28
+    await store.commit_upload(upload_id, Digest.of(b"staged earlier, finished now"), 28)
+    assert files_under(root / "uploads") == []
