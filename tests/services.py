@@ -76,12 +76,21 @@ class PostgresCluster:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         """Run one statement with psql; return its unaligned output."""
-        result = subprocess.run(
-            [str(PG_BIN / "psql"), "-h", str(self.root), "-U", PG_USER, "-d", database,
-             "-v", "ON_ERROR_STOP=1", "-XAtqc", statement],
-            check=True, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        return result.stdout
+        command = [str(PG_BIN / "psql"), "-h", str(self.root), "-U", PG_USER, "-d", database,
+                   "-v", "ON_ERROR_STOP=1", "-XAtqc", statement]  # fmt: skip
+        for attempt in range(3):
+            try:
+                result = subprocess.run(
+                    command, check=True, capture_output=True, text=True, timeout=60
+                )
+            except OSError:
+                # Spawning from the background threads has been seen to fail once with
+                # EFAULT under load; the statement never ran, so it is safe to retry.
+                if attempt == 2:
+                    raise
+                continue
+            return result.stdout
+        raise AssertionError("unreachable")
 
     def create_database(self, template: str | None = None) -> str:
         """A new, uniquely named database (a copy of ``template`` when given)."""

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard import auth, cli_auth, cli_gc, metadata
+from dockyard import auth, cli_auth, cli_cache, cli_gc, metadata
 from dockyard.config import ConfigError, Settings, load_settings
 
 # Help text is shown as written: as rich markup, "[text]" in a help string would vanish.
@@ -112,6 +112,7 @@ def migrate(config: ConfigOption = None) -> None:
 
 cli_auth.register(app)
 cli_gc.register(app)
+cli_cache.register(app)
 
 
 def main() -> None:

@@ -20,9 +20,15 @@ QUOTA = 4096  # bytes: the "quota" namespace's limit in these tests
 
 
 # Modules whose tests also run with PostgreSQL metadata (the SQL and locking that several
-# replicas share), blobs on the filesystem.
-BOTH_STACKS = {"test_collect.py", "test_race.py", "test_retention.py", "test_quota.py"}
-GC_STACKS = ["embedded", "postgres"]
+# replicas share), blobs on the filesystem, and with PostgreSQL metadata and blobs in S3.
+BOTH_STACKS = {
+    "test_collect.py",
+    "test_race.py",
+    "test_retention.py",
+    "test_quota.py",
+    "test_fsck.py",
+}
+GC_STACKS = ["embedded", "postgres", "postgres-s3"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

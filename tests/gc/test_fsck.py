@@ -1,11 +1,12 @@
-"""fsck with blobs corrupted, lost and left over on disk; quarantine and its repair."""
+"""fsck with blobs corrupted, lost and left over in storage (on disk, or in S3);
+quarantine and its repair."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from dockyard.config import Settings
 from dockyard.gc import check_integrity
-from tests.gc.conftest import blob_file, core
+from tests.gc.conftest import core
+from tests.gc.raw import RawBlobs
 from tests.helpers import (
     Client,
     assert_error,
@@ -30,7 +31,7 @@ async def test_sound_registry_has_no_problems(registry: Client) -> None:
 
 
 async def test_corrupt_blob_is_quarantined_and_reported_with_what_it_breaks(
-    registry: Client, data_dir: Path
+    registry: Client, settings: Settings
 ) -> None:
     digest, _ = await push_image(registry, "fsck/app", "v1", layers=[LAYER])
     r = await registry.put(
@@ -39,8 +40,7 @@ async def test_corrupt_blob_is_quarantined_and_reported_with_what_it_breaks(
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert r.status == 201
-    path = blob_file(data_dir, sha256(LAYER))
-    path.write_bytes(b"X" + LAYER[1:])  # one flipped byte, same size
+    await RawBlobs(settings).put(sha256(LAYER), b"X" + LAYER[1:])  # one flipped byte
     report = await check_integrity(core(registry))
     assert not report.ok
     [problem] = report.problems
@@ -67,12 +67,11 @@ async def test_corrupt_blob_is_quarantined_and_reported_with_what_it_breaks(
     assert (await check_integrity(core(registry))).ok
 
 
-async def test_missing_and_unknown_blobs(registry: Client, data_dir: Path) -> None:
+async def test_missing_and_unknown_blobs(registry: Client, settings: Settings) -> None:
     await push_image(registry, "fsck/lost", "v1", layers=[b"lost layer"])
-    blob_file(data_dir, sha256(b"lost layer")).unlink()
-    stray = blob_file(data_dir, sha256(b"stray"))
-    stray.parent.mkdir(parents=True, exist_ok=True)
-    stray.write_bytes(b"stray")
+    raw = RawBlobs(settings)
+    await raw.delete(sha256(b"lost layer"))
+    await raw.put(sha256(b"stray"), b"stray")
     report = await check_integrity(core(registry))
     kinds = sorted((p.kind, p.digest) for p in report.problems)
     assert kinds == sorted([("missing", sha256(b"lost layer")), ("unknown", sha256(b"stray"))])

@@ -128,7 +128,11 @@ class FakeUpstream:
         if found is None:
             return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN"}]}, status=404)
         media_type, body = found
-        headers = {"Docker-Content-Digest": sha256(body), "ratelimit-remaining": "99;w=21600"}
+        headers = {
+            "Docker-Content-Digest": sha256(body),
+            "ratelimit-limit": "100;w=21600",
+            "ratelimit-remaining": "99;w=21600",
+        }
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
             return web.Response(headers=headers, content_type=media_type)

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from dockyard.core import BlobInfo, Registry
+from dockyard.core import BlobInfo, CorruptBlob, Registry
 from dockyard.oci import ErrorCode, RegistryError
 
 
@@ -102,11 +102,26 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
         await response.write_eof()
         return response
     stream = core.blobs.read(blob, offset, count)
-    first = await anext(stream, b"")  # errors surface before the status line is sent
-    await response.prepare(request)
-    if first:
-        await response.write(first)
-    async for chunk in stream:
-        await response.write(chunk)
+    try:
+        first = await anext(stream, b"")  # errors surface before the status line is sent
+        await response.prepare(request)
+        if first:
+            await response.write(first)
+        async for chunk in stream:
+            await response.write(chunk)
+    except CorruptBlob as e:
+        if not response.prepared:  # a one-chunk blob: nothing is sent yet
+            raise RegistryError(
+                ErrorCode.BLOB_UNKNOWN,
+                "blob content is corrupt in storage and now quarantined",
+                detail={"digest": str(e.digest)},
+            ) from None
+        # Found corrupt on the way out (and quarantined): the status line is sent, so
+        # the only honest answer left is a broken transfer, short of its Content-Length.
+        # Aborting drops what is still buffered; aiohttp's own write_eof then finds the
+        # connection gone and only logs the access.
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     await response.write_eof()
     return response

@@ -2,7 +2,7 @@
 
 ``setup(app, settings)`` is the only entry point. With ``[auth] mode = "none"`` it does
 nothing at all; otherwise it loads the user store, policy and keys at start-up, guards
-``/v2/`` with :func:`~dockyard.auth.middleware.guard` and, in token mode, serves
+``/v2/`` with ``dockyard.auth.middleware.guard`` and, in token mode, serves
 ``/auth/token``. Modules:
 
 - ``patterns``: repository patterns, actions, rules and grants;
@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from dockyard.api import REGISTRY
+from dockyard.auth import middleware as _middleware
+from dockyard.auth import token_endpoint as _token_endpoint
 from dockyard.auth.accounts import Accounts, LoginFailed, LoginLocked, Principal
 from dockyard.auth.htpasswd import (
     Htpasswd,
@@ -28,13 +30,13 @@ from dockyard.auth.htpasswd import (
     validate_user,
     write_htpasswd,
 )
-from dockyard.auth.middleware import AUTH, guard
+from dockyard.auth.middleware import AUTH
 from dockyard.auth.patterns import PatternError
 from dockyard.auth.policy import Policy, PolicyError
 from dockyard.auth.robots import ROBOT_PREFIX, new_robot, robot_username
 from dockyard.auth.scopes import Scope, parse_scopes
-from dockyard.auth.state import TOKEN_PATH, AuthState, build_state, mint_token, preflight
-from dockyard.auth.token_endpoint import get_token, post_token
+from dockyard.auth.state import TOKEN_PATH as _TOKEN_PATH
+from dockyard.auth.state import AuthState, build_state, mint_token, preflight
 from dockyard.auth.tokens import IssuedToken, KeyFileError, load_or_create_signing_key
 from dockyard.config import Settings
 
@@ -82,7 +84,7 @@ def setup(app: web.Application, settings: Settings) -> None:
         yield
 
     app.cleanup_ctx.append(auth_ctx)
-    app.middlewares.append(guard)
+    app.middlewares.append(_middleware.guard)
     if settings.auth.mode == "token":
-        app.router.add_get(TOKEN_PATH, get_token)
-        app.router.add_post(TOKEN_PATH, post_token)
+        app.router.add_get(_TOKEN_PATH, _token_endpoint.get_token)
+        app.router.add_post(_TOKEN_PATH, _token_endpoint.post_token)

@@ -8,6 +8,7 @@ from dockyard.core.robots import RobotError, Robots, validate_robot_name
 from dockyard.core.sources import Source, WriteAction
 from dockyard.core.tags import Page, parse_page_size
 from dockyard.core.uploads import range_header
+from dockyard.core.verify import CorruptBlob
 from dockyard.metadata import ManifestRecord, RobotRecord, RobotRules, TagChange, UploadRecord
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "BlobInfo",
     "BlobStream",
     "CanRead",
+    "CorruptBlob",
     "ManifestRecord",
     "Page",
     "PutResult",

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Literal
 
 from dockyard.core import validation
 from dockyard.core.lifecycle import Lifecycle, quota_error
+from dockyard.core.verify import verified
 from dockyard.metadata import MetadataStore
-from dockyard.metadata.lifecycle import QuotaExceeded
+from dockyard.metadata.lifecycle import BlobVanished, QuotaExceeded
 from dockyard.oci import Digest, ErrorCode, RegistryError
 from dockyard.storage import BlobNotFound, BlobStore
 
@@ -65,13 +66,21 @@ class Blobs:
         return BlobInfo(digest, size, self._store.local_path(digest))
 
     async def read(self, blob: BlobInfo, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Stream ``length`` bytes of ``blob`` from ``offset``."""
+        """Stream ``length`` bytes of ``blob`` from ``offset``.
+
+        A whole blob is verified on its way out (see :mod:`dockyard.core.verify`): if it
+        is corrupt, :class:`~dockyard.core.verify.CorruptBlob` comes instead of its last
+        chunk, and the blob is quarantined.
+        """
         if blob.stream is not None:
             async for chunk in blob.stream(offset, length):
                 yield chunk
             return
+        chunks = self._store.read(blob.digest, offset, length)
+        if offset == 0 and length == blob.size:
+            chunks = verified(chunks, blob.digest, blob.size, self._lifecycle.quarantine)
         try:
-            async for chunk in self._store.read(blob.digest, offset, length):
+            async for chunk in chunks:
                 yield chunk
         except BlobNotFound:
             raise RegistryError(
@@ -153,7 +162,8 @@ class Blobs:
                 return None
         except BlobNotFound:
             return None
-        await self._meta.link_blob(repository, str(digest), size)
+        if not await self._link_stored(repository, digest, size):
+            return None
         return BlobInfo(digest, size, self._store.local_path(digest))
 
     async def ingest(
@@ -177,5 +187,30 @@ class Blobs:
         except BaseException:
             await self._store.abort_upload(upload_id)
             raise
-        await self._meta.link_blob(repository, str(digest), size)
+        if not await self._link_stored(repository, digest, size):
+            raise RegistryError(
+                ErrorCode.UNAVAILABLE,
+                "the blob was garbage-collected while it was being cached; pull again",
+                detail={"digest": str(digest)},
+            )
         return BlobInfo(digest, size, self._store.local_path(digest))
+
+    async def _link_stored(self, repository: str, digest: Digest, size: int) -> bool:
+        """Link stored bytes through the GC-safe path (the link is made only while the
+        bytes are still there); False when a sweep removed them first. Cached content
+        counts against no quota."""
+
+        async def present() -> bool:
+            try:
+                await self._store.stat(digest)
+            except BlobNotFound:
+                return False
+            return True
+
+        try:
+            await self._lifecycle.links.link_uploaded_blob(
+                repository, str(digest), size, present, {}
+            )
+        except BlobVanished:
+            return False
+        return True

@@ -171,6 +171,10 @@ class Lifecycle:
         async for digest in self._store.list_blobs():
             yield digest
 
+    async def quarantine(self, digest: str, problem: str) -> None:
+        """Quarantine ``digest`` for ``problem`` (found corrupt while it was served)."""
+        await self._integrity.record_check(digest, problem)
+
     async def users_of(self, digest: str) -> list[BlobUse]:
         """The manifests (and their tags) a blob breaks when it is bad."""
         return await self._integrity.users_of(digest)

@@ -76,7 +76,7 @@ class PullThroughCache:
         self.router = router
         self.pulls = pulls
         self.stats = CacheStats()
-        self.fetcher = BlobFetcher(core, lambda route, size: None)
+        self.fetcher = BlobFetcher(core)
         self._checked: dict[tuple[str, str], float] = {}
         self._not_found: dict[tuple[str, str], float] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Future[_Answer]] = {}

@@ -30,7 +30,8 @@ which makes the object appear whole at once. A mismatch deletes the staged data 
 publishes nothing.
 
 Nothing on a request path lists the bucket: blobs are found by key (HEAD/GET), and an
-upload's segments are named in its state object.
+upload's segments are named in its state object. Only fsck lists ``blobs/``
+(:meth:`ObjectBlobStore.list_blobs`), to find bytes no metadata records.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from obstore.store import AzureStore, GCSStore, S3Store
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage.base import (
+    BlobEnumerator,
     BlobNotFound,
     BlobStore,
     DigestMismatch,
@@ -161,6 +163,20 @@ class ObjectBlobStore:
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
             await obstore.delete_async(self._store, self._blob_key(digest))
+
+    async def list_blobs(self) -> AsyncIterator[Digest]:
+        """Every object under ``blobs/<algorithm>/<xx>/``, as a digest.
+
+        Lists the bucket, so it is for fsck only, never for a request path; keys that
+        do not name a digest (left by other tools) are skipped.
+        """
+        async for batch in obstore.list(self._store, "blobs/", chunk_size=1000):
+            for meta in batch:
+                parts = meta["path"].split("/")
+                if len(parts) < 4 or parts[-2] != parts[-1][:2]:
+                    continue
+                with contextlib.suppress(ValueError):
+                    yield Digest.parse(f"{parts[-3]}:{parts[-1]}")
 
     # -- upload state ---------------------------------------------------------------
 
@@ -432,4 +448,9 @@ def open_object_store(
 
 def _conforms(store: ObjectBlobStore) -> BlobStore:
     """Checked by mypy: ObjectBlobStore implements the BlobStore protocol."""
+    return store
+
+
+def _enumerates(store: ObjectBlobStore) -> BlobEnumerator:
+    """Checked by mypy: ObjectBlobStore can list its blobs, for fsck."""
     return store
