@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,8 @@ from dockyard.storage.s3 import open_object_store
 from dockyard.storage.timed import Observe, TimedBlobStore
 
 log = logging.getLogger("dockyard")
+
+T = TypeVar("T")
 
 SETTINGS = web.AppKey("settings", Settings)
 
@@ -74,6 +77,19 @@ async def open_registry(
         max_manifest_size=int(settings.server.max_manifest_size),
         quotas={q.namespace: int(q.size) for q in settings.quota},
     )
+
+
+def run_with_registry(settings: Settings, work: Callable[[Registry], Awaitable[T]]) -> T:
+    """Open the registry, run ``work`` on it, close it: the CLI commands' one-shot use."""
+
+    async def _run() -> T:
+        registry = await open_registry(settings)
+        try:
+            return await work(registry)
+        finally:
+            await registry.meta.close()
+
+    return asyncio.run(_run())
 
 
 def build_app(settings: Settings) -> web.Application:

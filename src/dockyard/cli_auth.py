@@ -7,7 +7,6 @@ robot's secret is printed once, when it is created.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -127,16 +126,9 @@ def user_list(config: ConfigOption = None) -> None:
 
 
 def _with_registry(settings: Settings, work: Callable[[Registry], Awaitable[T]]) -> T:
-    from dockyard.app import open_registry
+    from dockyard.app import run_with_registry  # the app pulls in every feature: load late
 
-    async def _run() -> T:
-        registry = await open_registry(settings)
-        try:
-            return await work(registry)
-        finally:
-            await registry.meta.close()
-
-    return asyncio.run(_run())
+    return run_with_registry(settings, work)
 
 
 @robot_app.command("create")

@@ -6,7 +6,6 @@ every deletion is safe with pushes going on (see docs/lifecycle.md).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -54,16 +53,9 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _with_registry(settings: Settings, work: Callable[[Registry], Awaitable[T]]) -> T:
-    from dockyard.app import open_registry
+    from dockyard.app import run_with_registry  # the app pulls in every feature: load late
 
-    async def _run() -> T:
-        registry = await open_registry(settings)
-        try:
-            return await work(registry)
-        finally:
-            await registry.meta.close()
-
-    return asyncio.run(_run())
+    return run_with_registry(settings, work)
 
 
 @contextmanager

@@ -45,6 +45,19 @@ class BlobInfo:
     stream: BlobStream | None = field(default=None, compare=False)
 
 
+def still_stored(store: BlobStore, digest: Digest) -> Callable[[], Awaitable[bool]]:
+    """A check, run inside the linking transaction, that the bytes are still stored."""
+
+    async def present() -> bool:
+        try:
+            await store.stat(digest)
+        except BlobNotFound:
+            return False
+        return True
+
+    return present
+
+
 class Blobs:
     """Blob operations, scoped by repository: a blob is served only where it is linked."""
 
@@ -200,16 +213,9 @@ class Blobs:
         bytes are still there); False when a sweep removed them first. Cached content
         counts against no quota."""
 
-        async def present() -> bool:
-            try:
-                await self._store.stat(digest)
-            except BlobNotFound:
-                return False
-            return True
-
         try:
             await self._lifecycle.links.link_uploaded_blob(
-                repository, str(digest), size, present, {}
+                repository, str(digest), size, still_stored(self._store, digest), {}
             )
         except BlobVanished:
             return False

@@ -16,14 +16,13 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 from dockyard.core import validation
-from dockyard.core.blobs import BlobInfo
+from dockyard.core.blobs import BlobInfo, still_stored
 from dockyard.core.lifecycle import Lifecycle, quota_error
 from dockyard.core.sources import Source, check_writable
 from dockyard.metadata import MetadataStore, UploadRecord
 from dockyard.metadata.lifecycle import BlobVanished, QuotaExceeded
 from dockyard.oci import Digest, ErrorCode, RegistryError
 from dockyard.storage import (
-    BlobNotFound,
     BlobStore,
     DigestMismatch,
     SizeLimitExceeded,
@@ -216,16 +215,13 @@ class Uploads:
         return BlobInfo(digest, record.size, self._store.local_path(digest))
 
     async def _link(self, repository: str, digest: Digest, size: int) -> None:
-        async def present() -> bool:
-            try:
-                await self._store.stat(digest)
-            except BlobNotFound:
-                return False
-            return True
-
         try:
             await self._lifecycle.links.link_uploaded_blob(
-                repository, str(digest), size, present, self._lifecycle.quotas
+                repository,
+                str(digest),
+                size,
+                still_stored(self._store, digest),
+                self._lifecycle.quotas,
             )
         except QuotaExceeded as e:
             raise quota_error(e) from None
