@@ -22,6 +22,7 @@ import aiohttp
 import typer
 
 from dockyard.config import Settings, UpstreamSettings
+from dockyard.core import Registry
 from dockyard.metadata import CachePulls
 from dockyard.proxy.upstream import (
     FAILURES_BEFORE_BACKOFF,
@@ -93,8 +94,10 @@ async def _rate_limit(upstream: Upstream, repository: str) -> str:
 
 
 async def _status(
-    settings: Settings, repository: str | None, sizes: dict[str, int]
+    settings: Settings, repository: str | None, registry: Registry
 ) -> list[UpstreamStatus]:
+    rows = CachePulls(registry.meta)
+    sizes = {u.name: await rows.total_size(u.name) for u in settings.upstreams}
     async with aiohttp.ClientSession(auto_decompress=False) as session:
 
         async def one(config: UpstreamSettings) -> UpstreamStatus:
@@ -116,17 +119,6 @@ async def _status(
             )
 
         return list(await asyncio.gather(*(one(u) for u in settings.upstreams)))
-
-
-async def _cached_sizes(settings: Settings) -> dict[str, int]:
-    from dockyard.app import open_registry
-
-    registry = await open_registry(settings)
-    try:
-        rows = CachePulls(registry.meta)
-        return {u.name: await rows.total_size(u.name) for u in settings.upstreams}
-    finally:
-        await registry.meta.close()
 
 
 def _size(n: int) -> str:
@@ -156,10 +148,9 @@ def status_command(
         typer.echo("dockyard: no [[upstreams]] are configured", err=True)
         raise typer.Exit(1)
 
-    async def run() -> list[UpstreamStatus]:
-        return await _status(settings, repository, await _cached_sizes(settings))
+    from dockyard.app import run_with_registry  # the app pulls in every feature: load late
 
-    report = asyncio.run(run())
+    report = run_with_registry(settings, lambda registry: _status(settings, repository, registry))
     if json_:
         doc: dict[str, Any] = {"upstreams": [asdict(s) for s in report]}
         typer.echo(json.dumps(doc, indent=2))

@@ -16,16 +16,12 @@ others get UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
-import aiohttp
-import time
-_T: dict[str, float] = {}
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from dockyard.core import BlobInfo, BlobStream, Registry
-from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
-from dockyard.oci.digest import Hasher
+from dockyard.oci import Digest, ErrorCode, RegistryError
 from dockyard.proxy.names import Route
 from dockyard.proxy.upstream import UpstreamError, UpstreamNotFound
 
@@ -219,14 +215,10 @@ class BlobFetcher:
                         await download.publish(chunk[: max(hold - start, 0)])
                         tail += chunk[max(hold - start, 0) :]
                     await spool.put(chunk)
-                    await hashing.put(chunk)
             except Exception as e:
                 await spool.put(e)
-                await hashing.put(None)
             else:
-                _T["received"] = time.monotonic()
                 await spool.put(None)
-                await hashing.put(None)
 
         async def spooled() -> AsyncIterator[bytes]:
             while True:
@@ -237,27 +229,6 @@ class BlobFetcher:
                     raise item
                 yield item
 
-        # The digest is also checked here, as the bytes arrive, so that the clients get
-        # the last byte as soon as it checks out: the store checks only after its fsync,
-        # which for a large blob on a slow disk is seconds later. Late joiners still
-        # wait for the stored blob.
-        hashing: asyncio.Queue[bytes | None] = asyncio.Queue(_SPOOL_CHUNKS)
-
-        async def release_tail() -> None:
-            hasher = new_hasher(digest.algorithm)
-            while True:
-                batch = [await hashing.get()]
-                while not hashing.empty() and batch[-1] is not None:
-                    batch.append(hashing.get_nowait())
-                chunks = [c for c in batch if c is not None]
-                if chunks:
-                    await asyncio.to_thread(_update, hasher, chunks)
-                if batch[-1] is None:
-                    break
-            _T["hashed"] = time.monotonic()
-            if received == size and hasher.hexdigest() == digest.encoded:
-                await download.publish(tail)
-
         error: DownloadFailed | None = None
         try:
             async with route.upstream.open("GET", route.remote, f"blobs/{digest}") as response:
@@ -266,18 +237,13 @@ class BlobFetcher:
                         f"upstream sent {response.content_length} bytes for a {size}-byte blob"
                     )
                 first = download.repositories[0]
-                reader = asyncio.create_task(read(_chunks(response.content)))
-                releaser = asyncio.create_task(release_tail())
+                reader = asyncio.create_task(read(response.content.iter_chunked(_READ_SIZE)))
                 try:
-                    _T["start"] = time.monotonic()
                     await self._core.blobs.ingest(first, digest, spooled(), size)
-                    _T["ingested"] = time.monotonic()
-                    open("/tmp/me/timing.txt", "a").write(repr({k: round(v - _T["start"], 3) for k, v in _T.items()}) + "\n")
-                    await releaser  # the bytes checked out: the store said so too
                 finally:
                     reader.cancel()
-                    releaser.cancel()
-                    await asyncio.gather(reader, releaser, return_exceptions=True)
+                    await asyncio.gather(reader, return_exceptions=True)
+            await download.publish(tail)
             for repository in download.repositories[1:]:
                 await self._core.blobs.adopt(repository, digest, size)
         except asyncio.CancelledError:
@@ -291,16 +257,6 @@ class BlobFetcher:
         finally:
             del self._downloads[digest]
             download.finish(error)
-
-
-async def _chunks(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    async for chunk, _ in content.iter_chunks():
-        yield chunk
-
-
-def _update(hasher: Hasher, chunks: list[bytes]) -> None:
-    for chunk in chunks:
-        hasher.update(chunk)
 
 
 def _unavailable(route: Route, digest: Digest, error: Exception) -> RegistryError:
