@@ -101,10 +101,7 @@ class Uploads:
         await self._lifecycle.check_quota(name)  # refuse early; finish checks exactly
         upload_id = uuid.uuid4().hex
         await self._store.start_upload(upload_id)
-        await self._meta.create_upload(upload_id, name)
-        record = await self._meta.get_upload(upload_id)
-        assert record is not None
-        return record
+        return await self._meta.create_upload(upload_id, name)
 
     async def status(self, repository: str, upload_id: str) -> UploadRecord:
         """The session ``upload_id`` of ``repository``; BLOB_UPLOAD_UNKNOWN if none."""
@@ -126,25 +123,7 @@ class Uploads:
         (else 416 with the current ``Range``) and match ``Content-Length``."""
         async with self._lock(upload_id):
             record = await self.status(repository, upload_id)
-            expected = content_length
-            if content_range is not None:
-                chunk = ChunkRange.parse(content_range, self.headers(record))
-                if chunk.start != record.size:
-                    raise RegistryError(
-                        ErrorCode.BLOB_UPLOAD_INVALID,
-                        f"chunk starts at {chunk.start}, but the upload holds {record.size} "
-                        "bytes: chunks must be sent in order",
-                        status=416,
-                        headers=self.headers(record),
-                    )
-                if content_length is not None and content_length != chunk.length:
-                    raise RegistryError(
-                        ErrorCode.SIZE_INVALID,
-                        f"Content-Range covers {chunk.length} bytes, "
-                        f"but Content-Length is {content_length}",
-                    )
-                expected = chunk.length
-            new_size = await self._write(record, chunks, expected)
+            new_size = await self._receive(record, chunks, content_range, content_length)
             if not await self._meta.advance_upload(upload_id, record.size, new_size):
                 raise RegistryError(
                     ErrorCode.BLOB_UPLOAD_INVALID,
@@ -153,6 +132,34 @@ class Uploads:
                     headers=self.headers(await self.status(repository, upload_id)),
                 )
         return UploadRecord(record.id, record.repository, new_size, record.created_at)
+
+    async def _receive(
+        self,
+        record: UploadRecord,
+        chunks: AsyncIterable[bytes],
+        content_range: str | None,
+        content_length: int | None,
+    ) -> int:
+        """Check the chunk's range against ``record`` and stage it; the new size."""
+        expected = content_length
+        if content_range is not None:
+            chunk = ChunkRange.parse(content_range, self.headers(record))
+            if chunk.start != record.size:
+                raise RegistryError(
+                    ErrorCode.BLOB_UPLOAD_INVALID,
+                    f"chunk starts at {chunk.start}, but the upload holds {record.size} "
+                    "bytes: chunks must be sent in order",
+                    status=416,
+                    headers=self.headers(record),
+                )
+            if content_length is not None and content_length != chunk.length:
+                raise RegistryError(
+                    ErrorCode.SIZE_INVALID,
+                    f"Content-Range covers {chunk.length} bytes, "
+                    f"but Content-Length is {content_length}",
+                )
+            expected = chunk.length
+        return await self._write(record, chunks, expected)
 
     async def _write(
         self, record: UploadRecord, chunks: AsyncIterable[bytes], expected: int | None
@@ -191,13 +198,14 @@ class Uploads:
                 ErrorCode.DIGEST_INVALID, "the closing PUT needs ?digest=<digest> of the whole blob"
             )
         digest = validation.digest(raw_digest)
-        record = await self.status(repository, upload_id)
-        if chunks is not None:
-            record = await self.append(repository, upload_id, chunks, content_range, content_length)
         async with self._lock(upload_id):
             record = await self.status(repository, upload_id)
+            size = record.size
+            if chunks is not None:
+                # The session ends here either way, so its size is not written back.
+                size = await self._receive(record, chunks, content_range, content_length)
             try:
-                await self._store.commit_upload(upload_id, digest, record.size)
+                await self._store.commit_upload(upload_id, digest, size)
             except DigestMismatch as e:
                 await self._meta.delete_upload(upload_id)
                 raise RegistryError(
@@ -211,8 +219,8 @@ class Uploads:
                     ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}
                 ) from None
             await self._meta.delete_upload(upload_id)
-            await self._link(record.repository, digest, record.size)
-        return BlobInfo(digest, record.size, self._store.local_path(digest))
+            await self._link(record.repository, digest, size)
+        return BlobInfo(digest, size, self._store.local_path(digest))
 
     async def _link(self, repository: str, digest: Digest, size: int) -> None:
         try:

@@ -522,8 +522,8 @@ class MetadataStore:
 
     # -- uploads --------------------------------------------------------------------
 
-    async def create_upload(self, upload_id: str, repository: str) -> None:
-        """Record a new, empty upload session."""
+    async def create_upload(self, upload_id: str, repository: str) -> UploadRecord:
+        """Record a new, empty upload session and return it."""
         now = _now()
         async with self._write() as conn:
             await conn.execute(
@@ -531,6 +531,7 @@ class MetadataStore:
                     id=upload_id, repository=repository, size=0, created_at=now, updated_at=now
                 )
             )
+        return UploadRecord(upload_id, repository, 0, now)
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         """The upload session ``upload_id``, or None."""
