@@ -59,21 +59,16 @@ FULL = Profile(
     compare_clients=True,
 )
 
-QUICK = Profile(
+# The quick and tiny profiles say only how they differ from the full one.
+QUICK = replace(
+    FULL,
     name="quick",
-    rounds=3,
     blob_size=32 * MiB,
-    chunk_size=8 * MiB,
     pull_repeats=2,
-    pull_clients=8,
-    range_size=1 * MiB,
     range_seconds=0.3,
-    manifest_concurrency=32,
     manifest_seconds=0.6,
     small_images=10,
-    small_concurrency=8,
     tags=100,
-    tag_page=100,
     repositories=25,
     list_requests=10,
     stream_size=128 * MiB,
@@ -84,7 +79,8 @@ QUICK = Profile(
 )
 
 # For the smoke test: every phase runs, in seconds, proving the machinery and not the speed.
-TINY = Profile(
+TINY = replace(
+    QUICK,
     name="tiny",
     rounds=1,
     blob_size=2 * MiB,
@@ -104,8 +100,6 @@ TINY = Profile(
     stream_size=4 * MiB,
     limit_size=4 * MiB,
     idle_window=0.05,
-    idle_patience=0.0,
-    compare_clients=False,
 )
 
 PROFILES = {p.name: p for p in (FULL, QUICK, TINY)}
