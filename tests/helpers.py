@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -264,3 +266,15 @@ async def tags_of(client: Client, repo: str) -> list[str]:
 async def open_uploads(client: Client) -> int:
     """How many upload sessions the server behind ``client`` holds open."""
     return await client.app[REGISTRY].meta.count_uploads()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, deadline: float = 30.0
+) -> None:
+    """Poll ``check`` until it holds, failing after ``deadline`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not await check():
+        if loop.time() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +17,7 @@ from dockyard.api import REGISTRY
 from dockyard.app import SETTINGS
 from dockyard.oci import Digest
 from dockyard.storage import BlobNotFound
-from tests.helpers import Client, sha256
+from tests.helpers import Client, eventually, sha256
 from tests.proxy.conftest import CacheFactory
 from tests.proxy.distribution import OCI_MANIFEST, Distribution
 from tests.proxy.passthrough import Passthrough
@@ -33,16 +33,6 @@ async def upstream(tmp_path: Path) -> AsyncIterator[Distribution]:
     registry = await Distribution.create(root)
     yield registry
     await registry.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds, against a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while not await check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def access_log(upstream: Distribution) -> str:
@@ -145,7 +135,13 @@ async def test_upstream_killed_mid_blob_caches_nothing_partial(
         status, body = outcome
         assert status == 200
         assert sha256(body) == digest
-        assert await core.meta.blob_size("dist/team/big", digest) == len(layer)
+
+        # The client had the last byte once the digest checked out; the blob is stored
+        # and linked right after.
+        async def cached() -> bool:
+            return await core.meta.blob_size("dist/team/big", digest) == len(layer)
+
+        await eventually(cached, "the fetched blob to be stored")
         assert await store.stat(Digest.parse(digest)) == len(layer)
         blob_file = root / "blobs" / "sha256" / digest[7:9] / digest[7:]
         assert await asyncio.to_thread(blob_file.read_bytes) == layer

@@ -14,7 +14,7 @@ from dockyard.api import REGISTRY
 from dockyard.oci import Digest
 from dockyard.proxy import CACHE
 from dockyard.storage import BlobNotFound
-from tests.helpers import Client, assert_error, sha256
+from tests.helpers import Client, assert_error, eventually, sha256
 from tests.proxy.fake_upstream import FakeUpstream
 
 LAYER = random.Random(5).randbytes(3 << 20)
@@ -97,7 +97,14 @@ async def test_broken_download_leaves_no_partial_blob(cache: Client, fake: FakeU
     r = await cache.get(url)
     assert await r.read() == LAYER
     assert fake.requests[f"GET blob {digest}"] == 2
-    assert await core.store.stat(digest) == len(LAYER)
+
+    async def stored() -> bool:  # moved into the store once the client had it all
+        try:
+            return await core.store.stat(digest) == len(LAYER)
+        except BlobNotFound:
+            return False
+
+    await eventually(stored, "the fetched blob to be stored")
 
 
 async def test_download_failing_before_any_byte_is_an_error_not_a_blob(

@@ -10,7 +10,7 @@ from dockyard.api import REGISTRY
 from dockyard.oci import Digest
 from dockyard.proxy import CACHE
 from dockyard.storage import BlobNotFound
-from tests.helpers import Client, assert_error, sha256
+from tests.helpers import Client, assert_error, eventually, sha256
 from tests.proxy.conftest import CacheFactory
 from tests.proxy.fake_upstream import DOCKER_MANIFEST, FakeUpstream, serve
 
@@ -119,9 +119,16 @@ async def test_least_recently_pulled_blobs_are_evicted_above_max_size(
     core = client.app[REGISTRY]
     digests = [sha256(layer) for layer in layers]
 
+    fetcher = client.app[CACHE].fetcher
+
     async def pull(i: int) -> None:
         r = await client.get(f"/v2/cache/team/app/blobs/{digests[i]}")
         assert await r.read() == layers[i]
+
+        async def stored() -> bool:  # moved into the store right after the client had it
+            return fetcher.size_in_flight(Digest.parse(digests[i])) is None
+
+        await eventually(stored, f"blob {i} to be stored")
         await pulls.flush()
 
     await pull(0)

@@ -487,6 +487,48 @@ async def test_concurrent_commits_of_the_same_digest(
         await assert_upload_gone(s, u)
 
 
+# -- importing a local file -----------------------------------------------------------
+
+
+async def _spool_file(store: BlobStore, tmp_path: Path, data: bytes) -> Path:
+    """A file holding ``data`` where the store would have it built."""
+    path = (store.import_dir() or tmp_path) / f"spool{uuid.uuid4().hex}"
+    await asyncio.to_thread(path.write_bytes, data)
+    return path
+
+
+async def test_import_file_publishes_it_and_consumes_it(
+    store: BlobStore, other_store: BlobStore, tmp_path: Path
+) -> None:
+    data = pattern(3 * MiB + 5)
+    digest = Digest.of(data)
+    path = await _spool_file(store, tmp_path, data)
+    await store.import_file(path, digest, len(data))
+    assert await store.stat(digest) == len(data)
+    assert await read_all(other_store, digest) == data
+    assert not await asyncio.to_thread(path.exists)
+
+
+async def test_import_file_of_a_blob_already_stored(store: BlobStore, tmp_path: Path) -> None:
+    data = pattern(100_000, seed=3)
+    digest = await put_blob(store, data)
+    await store.import_file(await _spool_file(store, tmp_path, data), digest, len(data))
+    assert await read_all(store, digest) == data
+
+
+async def test_import_file_of_the_wrong_size_publishes_nothing(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    data = pattern(100_000, seed=4)
+    digest = Digest.of(data)
+    path = await _spool_file(store, tmp_path, data[:-1])
+    with pytest.raises((EOFError, DigestMismatch)):
+        await store.import_file(path, digest, len(data))
+    with pytest.raises(BlobNotFound):
+        await store.stat(digest)
+    assert not await asyncio.to_thread(path.exists)
+
+
 async def test_concurrent_uploads_of_different_blobs(store: BlobStore) -> None:
     blobs = [pattern(100_000 + i, i) for i in range(12)]
     digests = await asyncio.gather(*(put_blob(store, b) for b in blobs))

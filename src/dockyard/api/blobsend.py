@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
-from typing import BinaryIO
 
 from aiohttp import web
 
-from dockyard.core import BlobInfo, CorruptBlob, Registry
+from dockyard.core import BlobInfo, CorruptBlob, FileRegion, Registry, open_for_reading
 from dockyard.oci import ErrorCode, RegistryError
 
 
@@ -48,20 +46,17 @@ def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
     return start, stop - start
 
 
-async def _open(path: Path) -> BinaryIO:
-    """Open ``path`` for reading off the loop; a file opened for a caller that was
-    cancelled meanwhile is closed, not leaked."""
-    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(asyncio.to_thread(path.open, "rb"))
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
-        raise
-
-
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
+async def _send(
+    request: web.Request, response: web.StreamResponse, chunk: bytes | FileRegion
+) -> None:
+    if isinstance(chunk, bytes):
+        if chunk:
+            await response.write(chunk)
+        return
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("client went away")
+    await asyncio.get_running_loop().sendfile(transport, chunk.file, chunk.offset, chunk.count)
 
 
 async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web.StreamResponse:
@@ -85,7 +80,7 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
         return web.Response(status=307, headers={**blob_headers(blob), "Location": location})
     if blob.path is not None:
         try:
-            fobj = await _open(blob.path)
+            fobj = await open_for_reading(blob.path)
         except FileNotFoundError:
             raise core.blobs.missing(blob) from None
         try:
@@ -105,10 +100,9 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
     try:
         first = await anext(stream, b"")  # errors surface before the status line is sent
         await response.prepare(request)
-        if first:
-            await response.write(first)
+        await _send(request, response, first)
         async for chunk in stream:
-            await response.write(chunk)
+            await _send(request, response, chunk)
     except CorruptBlob as e:
         if not response.prepared:  # a one-chunk blob: nothing is sent yet
             raise RegistryError(

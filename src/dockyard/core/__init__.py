@@ -3,6 +3,7 @@
 from dockyard.core.access import ACTIONS, ALLOW_ALL, Access, Action, AllowAll, can_pull
 from dockyard.core.blobs import BlobInfo, BlobStream, CanRead
 from dockyard.core.manifests import PutResult
+from dockyard.core.regions import FileRegion, open_for_reading
 from dockyard.core.registry import Registry
 from dockyard.core.robots import RobotError, Robots, validate_robot_name
 from dockyard.core.sources import Source, WriteAction
@@ -21,6 +22,7 @@ __all__ = [
     "BlobStream",
     "CanRead",
     "CorruptBlob",
+    "FileRegion",
     "ManifestRecord",
     "Page",
     "PutResult",
@@ -34,6 +36,7 @@ __all__ = [
     "UploadRecord",
     "WriteAction",
     "can_pull",
+    "open_for_reading",
     "parse_page_size",
     "range_header",
     "validate_robot_name",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from dockyard.core import validation
 from dockyard.core.lifecycle import Lifecycle, quota_error
+from dockyard.core.regions import FileRegion
 from dockyard.core.verify import verified
 from dockyard.metadata import MetadataStore
 from dockyard.metadata.lifecycle import BlobVanished, QuotaExceeded
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 CanRead = Callable[[str], Awaitable[bool]]
 
 
-# ``(offset, length) -> bytes``: a blob's content while it is not in the store yet.
-BlobStream = Callable[[int, int], AsyncIterator[bytes]]
+# ``(offset, length) -> bytes``: a blob's content while it is not in the store yet, as
+# bytes or as regions of the local file it is being written to.
+BlobStream = Callable[[int, int], AsyncIterator[bytes | FileRegion]]
 
 
 async def _anyone(_repository: str) -> bool:
@@ -78,8 +79,11 @@ class Blobs:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
         return BlobInfo(digest, size, self._store.local_path(digest))
 
-    async def read(self, blob: BlobInfo, offset: int, length: int) -> AsyncIterator[bytes]:
-        """Stream ``length`` bytes of ``blob`` from ``offset``.
+    async def read(
+        self, blob: BlobInfo, offset: int, length: int
+    ) -> AsyncIterator[bytes | FileRegion]:
+        """Stream ``length`` bytes of ``blob`` from ``offset``; a blob a source is still
+        fetching may come as :class:`~dockyard.core.regions.FileRegion` items.
 
         A whole blob is verified on its way out (see :mod:`dockyard.core.verify`): if it
         is corrupt, :class:`~dockyard.core.verify.CorruptBlob` comes instead of its last
@@ -179,27 +183,13 @@ class Blobs:
             return None
         return BlobInfo(digest, size, self._store.local_path(digest))
 
-    async def ingest(
-        self, repository: str, digest: Digest, chunks: AsyncIterable[bytes], size: int
-    ) -> BlobInfo:
-        """Store a blob fetched from elsewhere and link it into ``repository``.
+    async def ingest_file(self, repository: str, digest: Digest, path: Path, size: int) -> BlobInfo:
+        """Store a blob fetched from elsewhere, from the local file ``path`` (its ``size``
+        bytes already checked against ``digest``), and link it into ``repository``.
 
-        Published only when exactly ``size`` bytes arrive and they hash to ``digest``;
-        otherwise, or when ``chunks`` raises, nothing is stored and the error propagates
-        (:class:`~dockyard.storage.DigestMismatch` for wrong content, ``EOFError`` or
-        :class:`~dockyard.storage.SizeLimitExceeded` for a wrong length). Not
-        write-protected: for sources, never for clients.
+        The file is consumed. Not write-protected: for sources, never for clients.
         """
-        upload_id = "ingest" + uuid.uuid4().hex
-        await self._store.start_upload(upload_id)
-        try:
-            written = await self._store.write_upload(upload_id, 0, chunks, size)
-            if written != size:
-                raise EOFError(f"blob {digest} ended after {written} of {size} bytes")
-            await self._store.commit_upload(upload_id, digest, size)
-        except BaseException:
-            await self._store.abort_upload(upload_id)
-            raise
+        await self._store.import_file(path, digest, size)
         if not await self._link_stored(repository, digest, size):
             raise RegistryError(
                 ErrorCode.UNAVAILABLE,
@@ -207,6 +197,10 @@ class Blobs:
                 detail={"digest": str(digest)},
             )
         return BlobInfo(digest, size, self._store.local_path(digest))
+
+    def spool_dir(self) -> Path | None:
+        """Where a file for :meth:`ingest_file` is best written (None: anywhere)."""
+        return self._store.import_dir()
 
     async def _link_stored(self, repository: str, digest: Digest, size: int) -> bool:
         """Link stored bytes through the GC-safe path (the link is made only while the

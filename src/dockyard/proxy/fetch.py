@@ -1,113 +1,107 @@
-"""Blob downloads from upstreams: one per digest, teed to storage and to every client.
+"""Blob downloads from upstreams: one per digest, spooled to a file every client follows.
 
 The first request for an uncached blob starts a :class:`Download` in its own task (so a
-client that hangs up does not abort it for the others). Its bytes go to the blob store
-through :meth:`Blobs.ingest` and, as they arrive, to every client that joined before
-the first byte came; a client joining later waits for the download to finish and reads
-the stored blob. Concurrent requests for one digest thus cost one upstream GET.
+client that hangs up does not abort it for the others). The download writes the bytes
+to a spool file in large blocks, hashing them in the same pass (in a worker thread,
+pipelined with the network reads); every client of that digest, whenever it came,
+follows the spool file with ``sendfile`` as far as the bytes are written. Concurrent
+requests for one digest thus cost one upstream GET, and a slow client holds no memory.
 
-Nothing partial is ever presented as complete: the blob is published only after its
-digest checks out, and the last byte of the blob is held back from the clients until
-then. A download that breaks off aborts the staged bytes; clients that already had
-the status line lose the connection (their ``Content-Length`` is never reached), the
-others get UNAVAILABLE.
+Nothing partial is ever presented as complete: the last byte is held back from every
+client until the whole blob hashed to its digest. Then the clients finish while the
+spool file moves into the blob store (a rename on the filesystem store) and is linked.
+A download that breaks off removes the spool file; clients that already had the status
+line lose the connection (their ``Content-Length`` is never reached), the others get
+UNAVAILABLE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import tempfile
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
-from dockyard.core import BlobInfo, BlobStream, Registry
-from dockyard.oci import Digest, ErrorCode, RegistryError
+from dockyard.core import BlobInfo, BlobStream, FileRegion, Registry, open_for_reading
+from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
+from dockyard.oci.digest import Hasher
 from dockyard.proxy.names import Route
 from dockyard.proxy.upstream import UpstreamError, UpstreamNotFound
 
 log = logging.getLogger("dockyard.proxy")
 
-# Chunks a client may fall behind the download (64 MiB at _READ_SIZE) before the download
-# waits for it; one that does not catch up within the upstream's read timeout is cut off.
-MAX_BACKLOG = 256
-# Upstream reads: large enough to keep per-chunk overhead low, small enough to stream.
-_READ_SIZE = 256 << 10
-# Chunks read ahead of the blob store's writes (64 MiB at _READ_SIZE).
-_SPOOL_CHUNKS = 256
-
-_End = None
+# Bytes gathered from the upstream before they are written and hashed in one go: at
+# most _BLOCK, and at least _MIN_BLOCK unless the last block is still being written
+# (then what there is waits). Large enough to keep the per-block cost (a thread hop,
+# waking the clients) low, small enough that clients follow closely.
+_BLOCK = 2 << 20
+_MIN_BLOCK = 256 << 10
+# A client waits up to _REGION_WAIT seconds for _REGION bytes before a sendfile: each
+# call has a fixed cost far above that of sending a few more bytes.
+_REGION = 1 << 20
+_REGION_WAIT = 0.01
+# Bytes fewer than _MIN_BLOCK wait at most this long to be written.
+_STALL = 0.005
+# os.writev takes at most IOV_MAX (1024) pieces; blocks of more are joined first.
+_MAX_PIECES = 512
 
 
 class DownloadFailed(Exception):
     """The upstream download broke off or delivered the wrong bytes."""
 
 
-@dataclass(eq=False, slots=True)
-class _Subscriber:
-    queue: asyncio.Queue[bytes | DownloadFailed | None] = field(default_factory=asyncio.Queue)
-    # Set while the backlog is short enough for the download to go on.
-    room: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.room.set()
-
-    async def get(self) -> bytes | DownloadFailed | None:
-        item = await self.queue.get()
-        if self.queue.qsize() <= MAX_BACKLOG // 2:
-            self.room.set()
-        return item
-
-
 class Download:
-    """One blob being fetched from an upstream (see the module docstring)."""
+    """One blob being fetched from an upstream into a spool file (see the module
+    docstring). ``written`` bytes of it are in the file; all of them, once ``verified``."""
 
-    def __init__(self, digest: Digest, size: int, patience: float) -> None:
+    def __init__(self, digest: Digest, size: int, path: Path) -> None:
         self.digest = digest
         self.size = size
-        self.patience = patience
+        self.path = path
         self.repositories: list[str] = []
-        self.started = False
+        self.written = 0
+        self.verified = False
+        self.moved = False  # the spool file is gone: moved into the store, or removed
         self.finished = asyncio.Event()
         self.error: DownloadFailed | None = None
-        self._subscribers: set[_Subscriber] = set()
+        self._progress = asyncio.Event()
 
-    def subscribe(self) -> _Subscriber:
-        """A queue of this download's bytes from the first; only before any was sent."""
-        assert not self.started
-        subscriber = _Subscriber()
-        self._subscribers.add(subscriber)
-        return subscriber
+    @property
+    def readable(self) -> int:
+        """How far clients may read: all but the last byte until the digest checks out."""
+        return self.size if self.verified else min(self.written, self.size - 1)
 
-    def unsubscribe(self, subscriber: _Subscriber) -> None:
-        self._subscribers.discard(subscriber)
-        subscriber.room.set()  # a download waiting for this client need not
+    def progress(self) -> asyncio.Event:
+        """An event set at the next change: more bytes, verification, or the end."""
+        return self._progress
 
-    async def publish(self, chunk: bytes) -> None:
-        """Hand ``chunk`` to every subscriber; wait for those far behind, and cut off
-        one that does not catch up within ``patience`` seconds."""
-        if not chunk:
-            return
-        self.started = True
-        for subscriber in self._subscribers:
-            subscriber.queue.put_nowait(chunk)
-            if subscriber.queue.qsize() >= MAX_BACKLOG:
-                subscriber.room.clear()
-        for subscriber in list(self._subscribers):
-            if subscriber.room.is_set():
-                continue
-            try:
-                await asyncio.wait_for(subscriber.room.wait(), self.patience)
-            except TimeoutError:
-                self._subscribers.discard(subscriber)
-                subscriber.queue.put_nowait(DownloadFailed("client stopped reading"))
+    def advance(self, written: int, *, verified: bool = False) -> None:
+        self.written = written
+        self.verified = verified
+        self._changed()
 
     def finish(self, error: DownloadFailed | None) -> None:
-        """End every subscriber's stream, cleanly or with ``error``."""
         self.error = error
-        for subscriber in self._subscribers:
-            subscriber.queue.put_nowait(error if error is not None else _End)
-        self._subscribers.clear()
         self.finished.set()
+        self._changed()
+
+    async def open(self) -> BinaryIO | None:
+        """The spool file opened for reading; None when it has moved or gone."""
+        if self.moved:
+            return None
+        try:
+            return await open_for_reading(self.path)
+        except FileNotFoundError:
+            return None
+
+    def _changed(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
 
 
 class BlobFetcher:
@@ -117,6 +111,7 @@ class BlobFetcher:
         self._core = core
         self._downloads: dict[Digest, Download] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._spool_dir = core.blobs.spool_dir() or Path(tempfile.gettempdir())
 
     def size_in_flight(self, digest: Digest) -> int | None:
         """The size of ``digest`` if it is being downloaded now."""
@@ -126,7 +121,7 @@ class BlobFetcher:
     def stream(self, route: Route, digest: Digest, size: int) -> BlobStream:
         """The bytes of ``digest`` for ``route``'s client, fetched once for all clients."""
 
-        def _stream(offset: int, length: int) -> AsyncIterator[bytes]:
+        def _stream(offset: int, length: int) -> AsyncIterator[bytes | FileRegion]:
             return self._read(route, digest, size, offset, length)
 
         return _stream
@@ -141,7 +136,8 @@ class BlobFetcher:
     def _join(self, route: Route, digest: Digest, size: int) -> Download:
         download = self._downloads.get(digest)
         if download is None:
-            download = Download(digest, size, route.upstream.settings.read_timeout)
+            path = self._spool_dir / f"spool{uuid.uuid4().hex}"
+            download = Download(digest, size, path)
             self._downloads[digest] = download
             task = asyncio.create_task(self._run(route, download))
             self._tasks.add(task)
@@ -152,7 +148,7 @@ class BlobFetcher:
 
     async def _read(
         self, route: Route, digest: Digest, size: int, offset: int, length: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[bytes | FileRegion]:
         if digest not in self._downloads:
             # Fetched meanwhile, between the client's stat and this read?
             stored = await self._core.blobs.adopt(route.local, digest, size)
@@ -161,108 +157,224 @@ class BlobFetcher:
                     yield chunk
                 return
         download = self._join(route, digest, size)
-        if download.started:
-            await download.finished.wait()
-            if download.error is not None:
-                raise _unavailable(route, digest, download.error)
-            stored = BlobInfo(digest, size, None)
-            async for chunk in self._core.blobs.read(stored, offset, length):
-                yield chunk
-            return
-        subscriber = download.subscribe()
-        position, end, sent = 0, offset + length, 0
+        position, end = offset, offset + length
+        file: BinaryIO | None = None
         try:
             while position < end:
-                item = await subscriber.get()
-                if item is None:
-                    break
-                if isinstance(item, DownloadFailed):
-                    if sent == 0:
-                        raise _unavailable(route, digest, item)
-                    # The status line and some bytes are out: only a broken connection
-                    # tells the client the blob is incomplete.
-                    raise ConnectionAbortedError(
-                        f"upstream download of {digest} broke off after {sent} bytes: {item}"
-                    )
-                start, position = position, position + len(item)
-                lo, hi = max(offset - start, 0), min(end - start, len(item))
-                if hi > lo:
-                    sent += hi - lo
-                    yield item[lo:hi] if (lo, hi) != (0, len(item)) else item
+                progress = download.progress()
+                limit = min(download.readable, end)
+                if limit > position:
+                    # The first bytes go at once; later ones in regions worth a sendfile.
+                    short = limit - position < _REGION and limit < min(end, download.size - 1)
+                    if short and position > offset:
+                        await _more(download, min(position + _REGION, download.size))
+                        limit = min(download.readable, end)
+                    if file is None:
+                        file = await download.open()
+                        if file is None:
+                            break  # in the store by now: the rest comes from there
+                    yield FileRegion(file, position, limit - position)
+                    position = limit
+                elif download.error is not None:
+                    raise _failed(route, download, sent=position > offset)
+                else:
+                    await progress.wait()
         finally:
-            download.unsubscribe(subscriber)
+            if file is not None:
+                file.close()
+        if position < end:
+            await download.finished.wait()
+            if download.error is not None:
+                raise _failed(route, download, sent=position > offset)
+            stored = BlobInfo(digest, size, None)
+            async for chunk in self._core.blobs.read(stored, position, end - position):
+                yield chunk
 
     async def _run(self, route: Route, download: Download) -> None:
-        digest, size = download.digest, download.size
-        tail = b""
-        received = 0
-
-        # The upstream is read (and the clients served) as fast as it sends; the store
-        # writes at its own pace behind a bounded spool, so a slow disk does not slow
-        # the first client until the spool is full.
-        spool: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_SPOOL_CHUNKS)
-
-        async def read(source: AsyncIterator[bytes]) -> None:
-            nonlocal tail, received
-            hold = size - 1  # the last byte waits for the digest check
-            try:
-                async for chunk in source:
-                    start = received
-                    received += len(chunk)
-                    if received <= hold:
-                        await download.publish(chunk)
-                    else:
-                        await download.publish(chunk[: max(hold - start, 0)])
-                        tail += chunk[max(hold - start, 0) :]
-                    await spool.put(chunk)
-            except Exception as e:
-                await spool.put(e)
-            else:
-                await spool.put(None)
-
-        async def spooled() -> AsyncIterator[bytes]:
-            while True:
-                item = await spool.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
         error: DownloadFailed | None = None
+        try:
+            await self._spool(route, download)
+            download.moved = True
+            first, *others = download.repositories
+            await self._core.blobs.ingest_file(first, download.digest, download.path, download.size)
+            for repository in others:
+                await self._core.blobs.adopt(repository, download.digest, download.size)
+        except asyncio.CancelledError:
+            error = DownloadFailed("the server is shutting down")
+            raise
+        except DownloadFailed as e:
+            error = e
+        except (UpstreamError, UpstreamNotFound) as e:
+            error = DownloadFailed(str(e))
+        except Exception as e:
+            log.warning(
+                "download of %s from %s failed: %s", download.digest, route.upstream.name, e
+            )
+            error = DownloadFailed(f"{type(e).__name__}: {e}")
+        finally:
+            del self._downloads[download.digest]
+            if error is not None:
+                download.moved = True
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(download.path.unlink, missing_ok=True)
+            download.finish(error)
+
+    async def _spool(self, route: Route, download: Download) -> None:
+        """Fetch the blob into its spool file and check its digest."""
+        digest, size = download.digest, download.size
+        hasher = new_hasher(digest.algorithm)
+        fd = await asyncio.to_thread(
+            os.open, download.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
+        )
+        writer = _SpoolWriter(download, fd, hasher)
         try:
             async with route.upstream.open("GET", route.remote, f"blobs/{digest}") as response:
                 if response.content_length not in (None, size):
                     raise DownloadFailed(
                         f"upstream sent {response.content_length} bytes for a {size}-byte blob"
                     )
-                first = download.repositories[0]
-                reader = asyncio.create_task(read(response.content.iter_chunked(_READ_SIZE)))
-                try:
-                    await self._core.blobs.ingest(first, digest, spooled(), size)
-                finally:
-                    reader.cancel()
-                    await asyncio.gather(reader, return_exceptions=True)
-            await download.publish(tail)
-            for repository in download.repositories[1:]:
-                await self._core.blobs.adopt(repository, digest, size)
-        except asyncio.CancelledError:
-            error = DownloadFailed("the server is shutting down")
-            raise
-        except (UpstreamError, UpstreamNotFound) as e:
-            error = DownloadFailed(str(e))
-        except Exception as e:
-            log.warning("download of %s from %s failed: %s", digest, route.upstream.name, e)
-            error = DownloadFailed(f"{type(e).__name__}: {e}")
+                received = 0
+                # One buffered piece at a time: iter_any would join them (a copy).
+                async for chunk, _ in response.content.iter_chunks():
+                    received += len(chunk)
+                    if received > size:
+                        raise DownloadFailed(f"upstream sent more than {size} bytes")
+                    await writer.add(chunk)
+                await writer.finish()
+            if received != size:
+                raise DownloadFailed(f"upstream sent {received} of {size} bytes")
+            actual = Digest(digest.algorithm, hasher.hexdigest())
+            if actual != digest:
+                raise DownloadFailed(f"upstream content hashes to {actual}")
+            download.advance(size, verified=True)
         finally:
-            del self._downloads[digest]
-            download.finish(error)
+            await writer.settle()
+            await asyncio.to_thread(os.close, fd)
 
 
-def _unavailable(route: Route, digest: Digest, error: Exception) -> RegistryError:
+class _SpoolWriter:
+    """Gathers the upstream's bytes into blocks and writes and hashes each in a worker
+    thread while the loop gathers the next; the download advances as each block lands.
+
+    A block starts as soon as the last one is written and at least _MIN_BLOCK bytes are
+    waiting, or after _STALL seconds with less (a slow or stalled upstream); the loop
+    waits only when _BLOCK bytes are waiting.
+    """
+
+    def __init__(self, download: Download, fd: int, hasher: Hasher) -> None:
+        self._download = download
+        self._fd = fd
+        self._hasher = hasher
+        self._block: list[bytes] = []
+        self._gathered = 0
+        self._end = 0  # the file's size once every block started is written
+        self._pending: asyncio.Future[None] | None = None  # the block being written
+        self._stall: asyncio.TimerHandle | None = None
+        self._closing = False
+
+    async def add(self, chunk: bytes) -> None:
+        self._block.append(chunk)
+        self._gathered += len(chunk)
+        if self._pending is None:
+            if self._gathered >= _MIN_BLOCK:
+                self._start()
+            elif self._stall is None:
+                self._stall = asyncio.get_running_loop().call_later(_STALL, self._unstall)
+        elif self._gathered >= _BLOCK:
+            await self._wait()
+
+    async def finish(self) -> None:
+        """Write what is left and wait until every block is in the file."""
+        while self._pending is not None or self._block:
+            if self._pending is None:
+                self._start()
+            await self._wait()
+
+    async def settle(self) -> None:
+        """Wait out the thread, whatever happened: closing the descriptor under it would
+        let the number be reused, and the block land in some other file."""
+        self._closing = True
+        if self._stall is not None:
+            self._stall.cancel()
+        pending = self._pending
+        if pending is not None:
+            await asyncio.wait({pending})
+            if not pending.cancelled():
+                pending.exception()  # raised already, or None: mark it seen
+
+    async def _wait(self) -> None:
+        """Wait for the block being written; raise its error if it failed."""
+        pending = self._pending
+        assert pending is not None
+        await asyncio.shield(pending)
+        self._written(pending)  # a done future's callbacks may not have run yet
+
+    def _start(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        block, self._block = self._block, []
+        self._end += self._gathered
+        self._gathered = 0
+        pending = asyncio.ensure_future(
+            asyncio.to_thread(_write_and_hash, self._fd, block, self._hasher)
+        )
+        pending.add_done_callback(self._written)
+        self._pending = pending
+
+    def _written(self, pending: asyncio.Future[None]) -> None:
+        """A block is in the file: advance the download, start the next block."""
+        if pending is not self._pending:
+            return  # seen already
+        if pending.cancelled() or pending.exception() is not None:
+            return  # kept as _pending: the loop's next wait raises its error
+        self._pending = None
+        self._download.advance(self._end)
+        if self._closing:
+            return
+        if self._gathered >= _MIN_BLOCK:
+            self._start()
+        elif self._block and self._stall is None:
+            self._stall = asyncio.get_running_loop().call_later(_STALL, self._unstall)
+
+    def _unstall(self) -> None:
+        self._stall = None
+        if self._pending is None and self._block and not self._closing:
+            self._start()
+
+
+async def _more(download: Download, target: int) -> None:
+    """Wait a moment for the spool to reach ``target`` bytes (or the download to end)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_REGION_WAIT):
+            while download.written < target and download.error is None:
+                await download.progress().wait()
+
+
+def _write_and_hash(fd: int, block: list[bytes], hasher: Hasher) -> None:
+    for piece in block:
+        hasher.update(piece)
+    if len(block) > _MAX_PIECES:
+        block = [b"".join(block)]
+    total = sum(map(len, block))
+    written = os.writev(fd, block)
+    if written < total:  # a short write (a signal, a full disk): finish it piece by piece
+        rest = memoryview(b"".join(block))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+def _failed(route: Route, download: Download, *, sent: bool) -> Exception:
+    """The error for a client of a download that failed: UNAVAILABLE before the status
+    line went out; after it, only a broken connection tells the client."""
+    assert download.error is not None
+    if sent:
+        return ConnectionAbortedError(
+            f"upstream download of {download.digest} broke off: {download.error}"
+        )
     return RegistryError(
         ErrorCode.UNAVAILABLE,
-        f"could not fetch {digest} from upstream {route.upstream.name!r} "
-        f"({route.upstream.base}): {error}",
-        detail={"upstream": route.upstream.name, "digest": str(digest)},
+        f"could not fetch {download.digest} from upstream {route.upstream.name!r} "
+        f"({route.upstream.base}): {download.error}",
+        detail={"upstream": route.upstream.name, "digest": str(download.digest)},
     )

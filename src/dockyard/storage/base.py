@@ -7,11 +7,15 @@ repositories, tags or HTTP; which repository may serve which blob is metadata's 
 Uploads are the only way bytes get in. An upload is a named, append-only staging area:
 bytes are written at the current end (or the caller rewinds to the last committed
 offset), then :meth:`BlobStore.commit_upload` verifies the digest and publishes the blob
-under its content address atomically, or raises and publishes nothing.
+under its content address atomically, or raises and publishes nothing. A complete local
+file a caller has already verified (the pull-through cache's spool) comes in through
+:meth:`BlobStore.import_file` instead, moved rather than copied where the store can.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -110,6 +114,44 @@ class BlobStore(Protocol):
     async def abort_upload(self, upload_id: str) -> None:
         """Remove the staging area and everything in it; missing is not an error."""
         ...
+
+    def import_dir(self) -> Path | None:
+        """A local directory where a file meant for :meth:`import_file` is best built
+        (on the store's own filesystem, so the import is a rename); None: anywhere."""
+        ...
+
+    async def import_file(self, path: Path, digest: Digest, size: int) -> None:
+        """Publish the complete local file ``path`` as blob ``digest``, atomically and
+        durably; the file is consumed (moved into place, or removed once copied).
+
+        The caller has checked that its ``size`` bytes hash to ``digest``; a store that
+        copies verifies them again on the way.
+        """
+        ...
+
+
+async def copy_file_in(store: BlobStore, path: Path, digest: Digest, size: int) -> None:
+    """:meth:`BlobStore.import_file` for a store that cannot take a file by rename: an
+    upload of the file's bytes, verified at commit; the file is removed either way."""
+    upload_id = "import" + uuid.uuid4().hex
+    try:
+        await store.start_upload(upload_id)
+        try:
+            written = await store.write_upload(upload_id, 0, _file_blocks(path), size)
+            if written != size:
+                raise EOFError(f"{path} holds {written} bytes, not {size}")
+            await store.commit_upload(upload_id, digest, size)
+        except BaseException:
+            await store.abort_upload(upload_id)
+            raise
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def _file_blocks(path: Path, block: int = 8 << 20) -> AsyncIterator[bytes]:
+    with await asyncio.to_thread(path.open, "rb") as f:
+        while data := await asyncio.to_thread(f.read, block):
+            yield data
 
 
 @runtime_checkable

@@ -248,6 +248,16 @@ class FilesystemBlobStore:
             path = self._upload_path(upload_id)
             await asyncio.to_thread(_remove_upload, path)
 
+    def import_dir(self) -> Path | None:
+        return self._uploads
+
+    async def import_file(self, path: Path, digest: Digest, size: int) -> None:
+        try:
+            await asyncio.to_thread(_import_file, path, size, self._blob_path(digest), self._fsync)
+        except BaseException:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            raise
+
     def _remember(self, upload_id: str, state: _HashState) -> None:
         self._hash_states[upload_id] = state
         while len(self._hash_states) > _MAX_HASH_STATES:
@@ -398,6 +408,16 @@ def _publish(source: Path, target: Path, fsync: bool) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _import_file(path: Path, size: int, target: Path, fsync: bool) -> None:
+    """Check ``path`` holds ``size`` bytes, make it durable, and move it to ``target``."""
+    with path.open("rb") as f:
+        if os.fstat(f.fileno()).st_size != size:
+            raise EOFError(f"{path} does not hold {size} bytes")
+        if fsync:
+            os.fsync(f.fileno())
+    _publish(path, target, fsync)
 
 
 def _conforms(store: FilesystemBlobStore) -> BlobStore:

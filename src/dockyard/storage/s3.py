@@ -59,6 +59,7 @@ from dockyard.storage.base import (
     DigestMismatch,
     SizeLimitExceeded,
     UploadNotFound,
+    copy_file_in,
 )
 
 if TYPE_CHECKING:
@@ -202,6 +203,12 @@ class ObjectBlobStore:
             self._store, f"{self._upload_dir(upload_id)}/state", body.encode(), mode=mode
         )
         return _version_token(result["e_tag"], result["version"])
+
+    def import_dir(self) -> Path | None:
+        return None
+
+    async def import_file(self, path: Path, digest: Digest, size: int) -> None:
+        await copy_file_in(self, path, digest, size)
 
     async def start_upload(self, upload_id: str) -> None:
         body = json.dumps({"segments": []}).encode()

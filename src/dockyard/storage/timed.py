@@ -89,6 +89,16 @@ class TimedBlobStore:
         finally:
             self._observe("abort_upload", time.perf_counter() - start)
 
+    def import_dir(self) -> Path | None:
+        return self.inner.import_dir()
+
+    async def import_file(self, path: Path, digest: Digest, size: int) -> None:
+        start = time.perf_counter()
+        try:
+            await self.inner.import_file(path, digest, size)
+        finally:
+            self._observe("import_file", time.perf_counter() - start)
+
 
 def _conforms(store: TimedBlobStore) -> BlobStore:
     """Checked by mypy: TimedBlobStore implements the BlobStore protocol."""
