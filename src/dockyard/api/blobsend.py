@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from aiohttp import web
 
@@ -21,10 +22,15 @@ def blob_headers(blob: BlobInfo) -> dict[str, str]:
     }
 
 
+_SEVERAL_RANGES = re.compile(r"bytes=\s*\d*-\d*(\s*,\s*\d*-\d*)+\s*")
+
+
 def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
     """(offset, count) asked by a ``Range`` header; None for the whole blob; 416 if bad."""
     if "Range" not in request.headers:
         return None
+    if _SEVERAL_RANGES.fullmatch(request.headers["Range"]):
+        return None  # RFC 9110 lets a server ignore Range: the whole blob, not multipart
     unsatisfiable = RegistryError(
         ErrorCode.RANGE_INVALID,
         f"Range {request.headers['Range'][:100]!r} cannot be served from a {size}-byte blob",
