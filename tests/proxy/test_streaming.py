@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
+import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from dockyard.api import REGISTRY
+from dockyard.app import SETTINGS
 from dockyard.oci import Digest
 from dockyard.proxy import CACHE
 from dockyard.storage import BlobNotFound
 from tests.helpers import Client, assert_error, eventually, sha256
+from tests.proxy.conftest import CacheFactory
 from tests.proxy.fake_upstream import FakeUpstream
 
 LAYER = random.Random(5).randbytes(3 << 20)
@@ -115,3 +120,19 @@ async def test_download_failing_before_any_byte_is_an_error_not_a_blob(
     r = await cache.get(f"/v2/cache/team/app/blobs/{sha256(LAYER)}")
     error = await assert_error(r, 503, "UNAVAILABLE")
     assert "fake" in error["message"]
+
+
+async def test_spool_files_left_by_a_dead_process_are_removed_at_start(
+    make_cache: CacheFactory, tmp_path: Path
+) -> None:
+    uploads = tmp_path / "dockyard-1" / "blobs" / "uploads"
+    await asyncio.to_thread(uploads.mkdir, parents=True)
+    old, fresh = uploads / "dockyard-spool-old", uploads / "dockyard-spool-fresh"
+    for path in (old, fresh):
+        await asyncio.to_thread(path.write_bytes, b"partial")
+    two_hours_ago = time.time() - 7200
+    await asyncio.to_thread(os.utime, old, (two_hours_ago, two_hours_ago))
+    client = await make_cache({"name": "fake", "url": "http://127.0.0.1:9", "prefix": "cache/"})
+    assert client.app[SETTINGS].blob_path / "uploads" == uploads
+    assert not await asyncio.to_thread(old.exists)
+    assert await asyncio.to_thread(fresh.exists)  # maybe another worker's download

@@ -15,6 +15,7 @@ same handlers as pushed ones. Modules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -25,6 +26,8 @@ from dockyard.config import Settings
 from dockyard.metrics import METRICS
 from dockyard.proxy import cache, names, pulls, upstream, web
 from dockyard.proxy.web import CACHE
+
+log = logging.getLogger("dockyard.proxy")
 
 __all__ = ["CACHE", "setup"]
 
@@ -52,6 +55,8 @@ def setup(app: aiohttp_web.Application, settings: Settings) -> None:
             app[CACHE] = source
             if METRICS in app:
                 app[METRICS].registry.register(web.CacheCollector(source))
+            if removed := await source.fetcher.remove_leftovers():
+                log.info("removed %d spool file(s) left by an interrupted download", removed)
             flushing = pull_log.run()
             await anext(flushing)
             try:

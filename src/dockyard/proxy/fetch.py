@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,6 +50,12 @@ _REGION_WAIT = 0.01
 _STALL = 0.005
 # os.writev takes at most IOV_MAX (1024) pieces; blocks of more are joined first.
 _MAX_PIECES = 512
+
+
+# Spool files are named so; one untouched for _LEFTOVER_AGE seconds belongs to a process
+# that died mid-download (a live download writes, or times out, long before).
+_SPOOL_PREFIX = "dockyard-spool-"
+_LEFTOVER_AGE = 3600.0
 
 
 class DownloadFailed(Exception):
@@ -126,6 +133,12 @@ class BlobFetcher:
 
         return _stream
 
+    async def remove_leftovers(self) -> int:
+        """Remove spool files a process that died mid-download left behind (untouched
+        for _LEFTOVER_AGE seconds); return how many."""
+        cutoff = time.time() - _LEFTOVER_AGE
+        return await asyncio.to_thread(_remove_spools_before, self._spool_dir, cutoff)
+
     async def close(self) -> None:
         """Cancel downloads in flight (server shutdown); nothing partial is kept."""
         for task in list(self._tasks):
@@ -136,7 +149,7 @@ class BlobFetcher:
     def _join(self, route: Route, digest: Digest, size: int) -> Download:
         download = self._downloads.get(digest)
         if download is None:
-            path = self._spool_dir / f"spool{uuid.uuid4().hex}"
+            path = self._spool_dir / f"{_SPOOL_PREFIX}{uuid.uuid4().hex}"
             download = Download(digest, size, path)
             self._downloads[digest] = download
             task = asyncio.create_task(self._run(route, download))
@@ -341,6 +354,16 @@ class _SpoolWriter:
         self._stall = None
         if self._pending is None and self._block and not self._closing:
             self._start()
+
+
+def _remove_spools_before(directory: Path, cutoff: float) -> int:
+    removed = 0
+    for path in directory.glob(f"{_SPOOL_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 async def _more(download: Download, target: int) -> None:
