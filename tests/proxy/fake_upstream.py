@@ -155,13 +155,13 @@ class FakeUpstream:
             return response
         half = len(data) // 2
         for start in range(0, len(data), CHUNK):
+            if self.gate is not None and start >= half:
+                self.half_sent.set()
+                await self.gate.wait()
             if self.break_after is not None and start >= self.break_after:
                 assert request.transport is not None
                 request.transport.close()
                 return response
-            if self.gate is not None and start >= half:
-                self.half_sent.set()
-                await self.gate.wait()
             await response.write(data[start : start + CHUNK])
         await response.write_eof()
         return response

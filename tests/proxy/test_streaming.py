@@ -81,9 +81,12 @@ async def test_range_of_an_uncached_blob(cache: Client, fake: FakeUpstream) -> N
 async def test_broken_download_leaves_no_partial_blob(cache: Client, fake: FakeUpstream) -> None:
     fake.put_image("team/app", "v1", [LAYER])
     fake.break_after = len(LAYER) // 2
+    fake.gate = asyncio.Event()  # half is sent, then the upstream waits, then breaks off
     url = f"/v2/cache/team/app/blobs/{sha256(LAYER)}"
     r = await cache.get(url)
     assert r.status == 200  # the status line went out with the first bytes
+    await asyncio.wait_for(r.content.readexactly(1024), DEADLINE)
+    fake.gate.set()
     with pytest.raises(aiohttp.ClientPayloadError):
         await r.read()  # ... and the client sees the blob is incomplete
     core = cache.app[REGISTRY]

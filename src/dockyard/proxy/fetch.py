@@ -33,6 +33,7 @@ from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
 from dockyard.oci.digest import Hasher
 from dockyard.proxy.names import Route
 from dockyard.proxy.upstream import UpstreamError, UpstreamNotFound
+from dockyard.storage.hashwrite import hash_and_write
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -48,8 +49,6 @@ _REGION = 1 << 20
 _REGION_WAIT = 0.01
 # Bytes fewer than _MIN_BLOCK wait at most this long to be written.
 _STALL = 0.005
-# os.writev takes at most IOV_MAX (1024) pieces; blocks of more are joined first.
-_MAX_PIECES = 512
 
 
 # Spool files are named so; one untouched for _LEFTOVER_AGE seconds belongs to a process
@@ -330,7 +329,7 @@ class _SpoolWriter:
         self._end += self._gathered
         self._gathered = 0
         pending = asyncio.ensure_future(
-            asyncio.to_thread(_write_and_hash, self._fd, block, self._hasher)
+            asyncio.to_thread(hash_and_write, self._fd, block, self._hasher)
         )
         pending.add_done_callback(self._written)
         self._pending = pending
@@ -372,19 +371,6 @@ async def _more(download: Download, target: int) -> None:
         async with asyncio.timeout(_REGION_WAIT):
             while download.written < target and download.error is None:
                 await download.progress().wait()
-
-
-def _write_and_hash(fd: int, block: list[bytes], hasher: Hasher) -> None:
-    for piece in block:
-        hasher.update(piece)
-    if len(block) > _MAX_PIECES:
-        block = [b"".join(block)]
-    total = sum(map(len, block))
-    written = os.writev(fd, block)
-    if written < total:  # a short write (a signal, a full disk): finish it piece by piece
-        rest = memoryview(b"".join(block))[written:]
-        while rest:
-            rest = rest[os.write(fd, rest) :]
 
 
 def _failed(route: Route, download: Download, *, sent: bool) -> Exception:

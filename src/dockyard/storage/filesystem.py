@@ -48,6 +48,7 @@ from dockyard.storage.base import (
     SizeLimitExceeded,
     UploadNotFound,
 )
+from dockyard.storage.hashwrite import hash_and_write
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat.
@@ -96,7 +97,14 @@ class FilesystemBlobStore:
         Closing the descriptor releases the lock. Callers open the upload file only once
         they hold the lock, so one that waited for a commit or an abort finds nothing.
         """
-        lock_fd, locked = await asyncio.to_thread(_open_lock, _lock_path(path))
+        opening = asyncio.ensure_future(asyncio.to_thread(_open_lock, _lock_path(path)))
+        try:
+            lock_fd, locked = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The thread opens, and may lock, the file all the same: a request cancelled
+            # here (its client went away) must not keep the upload locked for good.
+            opening.add_done_callback(_close_abandoned_lock)
+            raise
         if not locked:
             try:
                 await _flock(lock_fd)
@@ -196,14 +204,14 @@ class FilesystemBlobStore:
                     if pending is not None:
                         await asyncio.shield(pending)
                     pending = asyncio.ensure_future(
-                        asyncio.to_thread(_hash_and_write, fd, block, hasher)
+                        asyncio.to_thread(hash_and_write, fd, block, hasher)
                     )
                     block, block_size = [], 0
             if pending is not None:
                 await asyncio.shield(pending)
             if block:
                 pending = asyncio.ensure_future(
-                    asyncio.to_thread(_hash_and_write, fd, block, hasher)
+                    asyncio.to_thread(hash_and_write, fd, block, hasher)
                 )
                 await asyncio.shield(pending)
         except BaseException:
@@ -266,6 +274,11 @@ class FilesystemBlobStore:
 
 def _lock_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.lock")
+
+
+def _close_abandoned_lock(opening: asyncio.Future[tuple[int, bool]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result()[0])
 
 
 def _open_lock(lock_path: Path) -> tuple[int, bool]:
@@ -366,17 +379,6 @@ def _open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tupl
         os.close(fd)
         raise
     return fd, last_token
-
-
-def _hash_and_write(fd: int, block: list[bytes], hasher: Hasher | None) -> None:
-    if hasher is not None:
-        for chunk in block:
-            hasher.update(chunk)
-    view = b"".join(block) if len(block) > 1 else block[0]
-    mv = memoryview(view)
-    while mv:
-        n = os.write(fd, mv)
-        mv = mv[n:]
 
 
 def _finish_file(
