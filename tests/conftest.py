@@ -21,7 +21,7 @@ __all__ = ["postgres", "s3"]  # session fixtures, shared by every directory
 # purpose (see dockyard/metadata/sqlite_reads.py): a thread hop costs more than they do.
 _MAY_BLOCK = {
     "dockyard/metadata/migrate.py": ["_upgrade", "_current"],
-    "dockyard/metadata/sqlite_reads.py": ["one"],
+    "dockyard/metadata/sqlite_reads.py": ["one", "first_column"],
     # asyncpg looks for ~/.pgpass when a pooled connection opens without a password:
     # a stat of one small file, once per connection, not per request.
     "asyncpg/connect_utils.py": ["_read_password_file"],

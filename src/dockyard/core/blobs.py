@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dockyard.core import validation
 from dockyard.core.lifecycle import Lifecycle, quota_error
@@ -46,7 +46,7 @@ class BlobInfo:
     stream: BlobStream | None = field(default=None, compare=False)
 
 
-def still_stored(store: BlobStore, digest: Digest) -> Callable[[], Awaitable[bool]]:
+def still_stored(store: BlobStore, digest: Digest) -> Callable[[], Coroutine[Any, Any, bool]]:
     """A check, run inside the linking transaction, that the bytes are still stored."""
 
     async def present() -> bool:

@@ -218,11 +218,11 @@ class Uploads:
                 raise RegistryError(
                     ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}
                 ) from None
-            await self._meta.delete_upload(upload_id)
-            await self._link(record.repository, digest, size)
+            await self._link(record.repository, upload_id, digest, size)
         return BlobInfo(digest, size, self._store.local_path(digest))
 
-    async def _link(self, repository: str, digest: Digest, size: int) -> None:
+    async def _link(self, repository: str, upload_id: str, digest: Digest, size: int) -> None:
+        """Link the published blob and close the session, in one transaction."""
         try:
             await self._lifecycle.links.link_uploaded_blob(
                 repository,
@@ -230,10 +230,13 @@ class Uploads:
                 size,
                 still_stored(self._store, digest),
                 self._lifecycle.quotas,
+                upload_id=upload_id,
+                local_file=self._store.local_path(digest),
             )
         except QuotaExceeded as e:
             raise quota_error(e) from None
         except BlobVanished:
+            await self._meta.delete_upload(upload_id)
             # A sweep deleted the (identical, unused) blob just as this upload published
             # it; nothing was linked. The client uploads again.
             raise RegistryError(

@@ -126,7 +126,7 @@ class GraphStore:
             ).scalar_one_or_none()
             if current != digest:
                 return None
-            return await self._meta._remove_tag(conn, repo_id, repository, tag, reason)
+            return await conn.run_sync(self._meta._remove_tag, repo_id, repository, tag, reason)
 
     async def delete_untagged_manifest(
         self, repository: str, digest: str, protected: frozenset[str]

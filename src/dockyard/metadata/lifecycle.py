@@ -20,21 +20,24 @@ per digest, since a digest being re-created has no row to lock yet.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, literal, or_, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, and_, delete, exists, func, literal, or_, select, text, tuple_
 
+from dockyard.metadata import queries as q
 from dockyard.metadata import schema as s
 from dockyard.metadata.records import UploadRecord
+from dockyard.metadata.sqlite_writes import off_loop, wait
 from dockyard.metadata.store import MetadataError, MetadataStore, _now, _utc
 
 _rb = s.repository_blobs
 _m = s.manifests
 _refs = s.manifest_refs
+_LOCK_DIGEST = text("SELECT pg_advisory_xact_lock(hashtext(:digest))")
 # Rows deleted per transaction: short write locks, so pushes keep flowing during a sweep.
 SWEEP_BATCH = 200
 
@@ -105,13 +108,11 @@ class LifecycleStore:
     def __init__(self, meta: MetadataStore) -> None:
         self._meta = meta
 
-    async def _lock_digest(self, conn: AsyncConnection, digest: str) -> None:
+    def _lock_digest(self, conn: Connection, digest: str) -> None:
         if self._meta._dialect == "postgresql":
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:digest))"), {"digest": digest}
-            )
+            conn.execute(_LOCK_DIGEST, {"digest": digest})
 
-    async def _usage(self, conn: AsyncConnection, namespace: str) -> int:
+    def _usage(self, conn: Connection, namespace: str) -> int:
         linked = (
             select(_rb.c.digest)
             .join(s.repositories, s.repositories.c.id == _rb.c.repository_id)
@@ -119,22 +120,21 @@ class LifecycleStore:
             .distinct()
             .subquery()
         )
-        total = await conn.execute(
+        total = conn.execute(
             select(func.coalesce(func.sum(s.blobs.c.size), 0)).where(
                 s.blobs.c.digest.in_(select(linked.c.digest))
             )
         )
         return int(total.scalar_one())
 
-    async def _check_quota(
-        self, conn: AsyncConnection, repo_id: int, repository: str, digest: str, size: int,
-        quotas: dict[str, int],
-    ) -> None:  # fmt: skip
+    def _check_quota(
+        self, conn: Connection, repository: str, digest: str, size: int, quotas: dict[str, int]
+    ) -> None:
         namespace = namespace_of(repository)
         limit = quotas.get(namespace)
         if limit is None:
             return
-        already = await conn.execute(
+        already = conn.execute(
             select(literal(1))
             .select_from(_rb.join(s.repositories, s.repositories.c.id == _rb.c.repository_id))
             .where(_rb.c.digest == digest, _in_namespace(namespace))
@@ -142,94 +142,91 @@ class LifecycleStore:
         )
         if already.first() is not None:
             return  # counted once per namespace: this blob is already paid for
-        usage = await self._usage(conn, namespace)
+        usage = self._usage(conn, namespace)
         if usage + size > limit:
             raise QuotaExceeded(namespace, usage, size, limit)
 
-    async def _insert_link(self, conn: AsyncConnection, repo_id: int, digest: str) -> None:
-        now = _now()
-        await conn.execute(
-            self._meta._insert(_rb)
-            .values(repository_id=repo_id, digest=digest, created_at=now)
-            .on_conflict_do_update(
-                index_elements=["repository_id", "digest"], set_={"created_at": now}
-            )
-        )
+    def _insert_link(self, conn: Connection, repo_id: int, digest: str) -> None:
+        params = {"repository_id": repo_id, "digest": digest, "created_at": _now()}
+        conn.execute(self._meta._upserts.link, params)
 
     async def link_uploaded_blob(
         self,
         repository: str,
         digest: str,
         size: int,
-        present: Callable[[], Awaitable[bool]],
+        present: Callable[[], Coroutine[Any, Any, bool]],
         quotas: dict[str, int],
+        *,
+        upload_id: str | None = None,
+        local_file: Path | None = None,
     ) -> None:
         """Link a blob whose bytes an upload just published (verified: lifts a quarantine).
 
         ``present`` is asked, inside the transaction, whether the bytes are still stored;
         when they are not (a sweep deleted them after they were published) nothing is
         linked and :class:`BlobVanished` is raised. On :class:`QuotaExceeded` the blob is
-        recorded but linked nowhere, so that the sweep removes its bytes.
+        recorded but linked nowhere, so that the sweep removes its bytes. The session
+        ``upload_id``, when given, is closed in the same transaction (unless the blob
+        vanished). ``local_file``, when the bytes are that local file, lets a transaction
+        running off the event loop (SQLite's writer thread) look at it directly instead
+        of asking ``present`` on the loop and waiting for the answer.
         """
-        refused: QuotaExceeded | None = None
-        async with self._meta._write() as conn:
-            await self._lock_digest(conn, digest)
-            repo_id = await self._meta._ensure_repository(conn, repository)
-            await conn.execute(
-                self._meta._insert(s.blobs)
-                .values(digest=digest, size=size, created_at=_now())
-                .on_conflict_do_nothing(index_elements=["digest"])
-            )
+
+        def link(conn: Connection) -> QuotaExceeded | None:
+            self._lock_digest(conn, digest)
+            repo_id = self._meta._ensure_repository(conn, repository)
+            blob = {"digest": digest, "size": size, "created_at": _now()}
+            conn.execute(self._meta._upserts.blob, blob)
+            refused: QuotaExceeded | None = None
             try:
-                await self._check_quota(conn, repo_id, repository, digest, size, quotas)
+                self._check_quota(conn, repository, digest, size, quotas)
             except QuotaExceeded as e:
                 refused = e
             else:
-                await self._insert_link(conn, repo_id, digest)
-                await conn.execute(
-                    delete(s.blob_checks).where(
-                        s.blob_checks.c.digest == digest,
-                        s.blob_checks.c.quarantined_at.is_not(None),
-                    )
-                )
-            if not await present():
+                self._insert_link(conn, repo_id, digest)
+                conn.execute(q.UNQUARANTINE, {"digest": digest})
+            if upload_id is not None:
+                conn.execute(q.DELETE_UPLOAD, {"id": upload_id})
+            stored = local_file.exists() if local_file and off_loop() else wait(present())
+            if not stored:
                 raise BlobVanished(digest)
+            return refused
+
+        refused = await self._meta._transact(link)
         if refused is not None:
             raise refused
-
-    async def _present_row(self, conn: AsyncConnection, digest: str) -> bool:
-        row = await conn.execute(select(s.blobs.c.size).where(s.blobs.c.digest == digest))
-        return row.first() is not None
 
     async def link_existing_blob(
         self, repository: str, digest: str, quotas: dict[str, int]
     ) -> int | None:
         """Link a blob that is already stored (a mount); its size, or None when the blob
         is gone or quarantined (the caller falls back to an upload)."""
-        async with self._meta._write() as conn:
-            await self._lock_digest(conn, digest)
-            size = (
-                await conn.execute(
-                    select(s.blobs.c.size).where(
-                        s.blobs.c.digest == digest,
-                        ~exists().where(
-                            s.blob_checks.c.digest == digest,
-                            s.blob_checks.c.quarantined_at.is_not(None),
-                        ),
-                    )
+
+        def link(conn: Connection) -> int | None:
+            self._lock_digest(conn, digest)
+            size = conn.execute(
+                select(s.blobs.c.size).where(
+                    s.blobs.c.digest == digest,
+                    ~exists().where(
+                        s.blob_checks.c.digest == digest,
+                        s.blob_checks.c.quarantined_at.is_not(None),
+                    ),
                 )
             ).scalar_one_or_none()
             if size is None:
                 return None
-            repo_id = await self._meta._ensure_repository(conn, repository)
-            await self._check_quota(conn, repo_id, repository, digest, size, quotas)
-            await self._insert_link(conn, repo_id, digest)
+            repo_id = self._meta._ensure_repository(conn, repository)
+            self._check_quota(conn, repository, digest, size, quotas)
+            self._insert_link(conn, repo_id, digest)
             return int(size)
+
+        return await self._meta._transact(link)
 
     async def namespace_usage(self, namespace: str) -> int:
         """Bytes of the distinct blobs linked anywhere in ``namespace``."""
         async with self._meta._read() as conn:
-            return await self._usage(conn, namespace)
+            return await conn.run_sync(self._usage, namespace)
 
     async def usage(self) -> dict[str, tuple[int, int]]:
         """``{namespace: (bytes, blobs)}`` over every namespace holding a blob link."""
@@ -331,7 +328,7 @@ class LifecycleStore:
             batch = {blob.digest: blob for blob in candidates[start : start + SWEEP_BATCH]}
             async with self._meta._write() as conn:
                 for digest in sorted(batch):
-                    await self._lock_digest(conn, digest)
+                    await conn.run_sync(self._lock_digest, digest)
                 gone = await conn.execute(
                     delete(s.blobs)
                     .where(

@@ -4,8 +4,10 @@ aiosqlite sends every statement to a worker thread and back; for a primary-key l
 that SQLite answers from its page cache in microseconds, the two hops (and the GIL
 hand-offs they cause under load) cost far more than the query. In WAL mode a reader
 never waits for a writer, so these lookups cannot stall the loop behind a lock. Only
-the hot, single-row reads of blob and manifest requests come here; every write and
-every multi-statement transaction still goes through the async engine.
+the hot reads come here: the single-row lookups of blob and manifest requests, and the
+tag list and catalog pages (an index range scan that stops after the rows asked for;
+the store bounds how many). Every write and every multi-statement transaction still
+goes through the async engine.
 """
 
 from __future__ import annotations
@@ -33,13 +35,29 @@ class SqliteReader:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._sql: dict[int, str] = {}
 
-    def one(self, statement: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row ``statement`` returns for ``params``, or None."""
+    def _compiled(self, statement: Select[Any]) -> str:
         sql = self._sql.get(id(statement))
         if sql is None:
             sql = self._sql[id(statement)] = compile_sql(statement)
-        row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+        return sql
+
+    def one(self, statement: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row ``statement`` returns for ``params``, or None."""
+        row: tuple[Any, ...] | None = self._conn.execute(
+            self._compiled(statement), params
+        ).fetchone()
         return row
+
+    def first_column(self, statement: Select[Any], params: dict[str, Any], limit: int) -> list[Any]:
+        """The first column of the first ``limit`` rows ``statement`` returns for ``params``.
+
+        SQLite produces rows as they are fetched: with an ``ORDER BY`` an index serves,
+        fetching ``limit`` of them reads no further (no ``LIMIT`` clause needed).
+        """
+        if limit <= 0:
+            return []  # fetchmany(0) would fetch them all
+        rows = self._conn.execute(self._compiled(statement), params).fetchmany(limit)
+        return [row[0] for row in rows]
 
     def close(self) -> None:
         """Close the connection."""

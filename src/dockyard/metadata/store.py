@@ -5,21 +5,25 @@ blobs it needs, a tag and its history) happen in one transaction, so two process
 pushing at once never leave a manifest without its blobs or a tag move unrecorded.
 On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers
 queue on the database lock instead of failing half-way through an upgrade.
+
+The writes of a push are plain functions of a synchronous connection, run by
+:meth:`MetadataStore._transact`: on a SQLite file in one hop to the writer thread
+(:mod:`dockyard.metadata.sqlite_writes`), elsewhere through ``run_sync`` on the
+async engine. The same function, the same statements (:mod:`dockyard.metadata.queries`),
+on either database.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.metadata import postgres
 from dockyard.metadata import queries as q
@@ -33,6 +37,13 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 from dockyard.metadata.sqlite_reads import SqliteReader
+from dockyard.metadata.sqlite_writes import SqliteWriter, tune
+
+T = TypeVar("T")
+
+# The most rows a listing reads on the event loop (SQLite): a page, however large ``n``
+# asks (core caps it at 10,000 and one more), or a whole list up to this long.
+_LOOP_ROWS = 10_001
 
 
 class MetadataError(Exception):
@@ -79,32 +90,11 @@ def create_engine(
     url = database_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        _tune_sqlite(engine)
+        tune(engine.sync_engine)
         return engine
     return create_async_engine(
         url, **postgres.engine_options(pool_size, statement_timeout, pool_timeout)
     )
-
-
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "busy_timeout=30000",
-            "foreign_keys=ON",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("dockyard_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class MetadataStore:
@@ -115,12 +105,15 @@ class MetadataStore:
         self._dialect = engine.dialect.name
         self._reader: SqliteReader | None = None
         self._pg_reader: PostgresReader | None = None
+        self._writer: SqliteWriter | None = None
+        self._upserts = q.upserts(self._dialect)
 
     async def open(self) -> None:
         """Prepare the fast read path (SQLite files, PostgreSQL); call once before serving."""
         database = self.engine.url.database
         if self._dialect == "sqlite" and database and database != ":memory:":
             self._reader = await asyncio.to_thread(SqliteReader, database)
+            self._writer = await asyncio.to_thread(SqliteWriter, database)
         elif self._dialect == "postgresql":
             options = self.engine.get_execution_options()
             self._pg_reader = await PostgresReader.connect(
@@ -137,6 +130,9 @@ class MetadataStore:
         if self._pg_reader is not None:
             await self._pg_reader.close()
             self._pg_reader = None
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -156,6 +152,13 @@ class MetadataStore:
             async with conn.begin():
                 yield conn
 
+    async def _transact(self, body: Callable[[Connection], T]) -> T:
+        """``body(connection)`` in one write transaction (see the module docstring)."""
+        if self._writer is not None:
+            return await self._writer.run(body)
+        async with self._write() as conn:
+            return await conn.run_sync(body)
+
     def _insert(self, table: Any) -> sqlite.Insert | postgresql.Insert:
         if self._dialect == "postgresql":
             return postgresql.insert(table)
@@ -167,14 +170,14 @@ class MetadataStore:
         row = await conn.execute(select(s.repositories.c.id).where(s.repositories.c.name == name))
         return row.scalar_one_or_none()
 
-    async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
-        await conn.execute(
-            self._insert(s.repositories)
-            .values(name=name, created_at=_now())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        repo_id = await self._repository_id(conn, name)
-        assert repo_id is not None
+    def _ensure_repository(self, conn: Connection, name: str) -> int:
+        """The id of repository ``name``, created if need be."""
+        repo_id: int | None = conn.execute(q.REPOSITORY_ID, {"name": name}).scalar()
+        if repo_id is None:
+            params = {"name": name, "created_at": _now()}
+            repo_id = conn.execute(self._upserts.repository, params).scalar()
+        if repo_id is None:  # created by a concurrent transaction since the first read
+            repo_id = conn.execute(q.REPOSITORY_ID, {"name": name}).scalar_one()
         return repo_id
 
     async def repository_exists(self, name: str) -> bool:
@@ -184,6 +187,10 @@ class MetadataStore:
 
     async def list_repositories(self, limit: int | None, last: str | None) -> list[str]:
         """Repository names in lexical order, after ``last``, at most ``limit``."""
+        if self._reader is not None:
+            rows = self._list_on_loop(self._reader, q.REPOSITORY_PAGE, {"last": last or ""}, limit)
+            if rows is not None:
+                return rows
         query = select(s.repositories.c.name).order_by(s.repositories.c.name)
         if last:
             query = query.where(s.repositories.c.name > last)
@@ -192,22 +199,30 @@ class MetadataStore:
         async with self._read() as conn:
             return list((await conn.execute(query)).scalars())
 
+    @staticmethod
+    def _list_on_loop(
+        reader: SqliteReader, statement: Select[Any], params: dict[str, Any], limit: int | None
+    ) -> list[str] | None:
+        """Up to ``limit`` names (all when None) read on the loop; None when more than
+        :data:`_LOOP_ROWS` would be: the engine's thread reads those instead."""
+        if limit is not None:
+            return reader.first_column(statement, params, limit) if limit <= _LOOP_ROWS else None
+        rows = reader.first_column(statement, params, _LOOP_ROWS + 1)
+        return rows if len(rows) <= _LOOP_ROWS else None
+
     # -- blobs ----------------------------------------------------------------------
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         """Record that ``digest`` (stored, ``size`` bytes) may be served by ``repository``."""
-        async with self._write() as conn:
-            repo_id = await self._ensure_repository(conn, repository)
-            await conn.execute(
-                self._insert(s.blobs)
-                .values(digest=digest, size=size, created_at=_now())
-                .on_conflict_do_nothing(index_elements=["digest"])
-            )
-            await conn.execute(
-                self._insert(s.repository_blobs)
-                .values(repository_id=repo_id, digest=digest, created_at=_now())
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
+
+        def link(conn: Connection) -> None:
+            now = _now()
+            repo_id = self._ensure_repository(conn, repository)
+            conn.execute(self._upserts.blob, {"digest": digest, "size": size, "created_at": now})
+            params = {"repository_id": repo_id, "digest": digest, "created_at": now}
+            conn.execute(self._upserts.link, params)
+
+        await self._transact(link)
 
     async def blob_size(self, repository: str, digest: str) -> int | None:
         """The size of ``digest`` if ``repository`` may serve it, else None."""
@@ -234,17 +249,18 @@ class MetadataStore:
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
         """Stop ``repository`` serving ``digest``; False when it could not."""
-        async with self._write() as conn:
-            repo_id = await self._repository_id(conn, repository)
+        rb = s.repository_blobs
+
+        def unlink(conn: Connection) -> bool:
+            repo_id = conn.execute(q.REPOSITORY_ID, {"name": repository}).scalar()
             if repo_id is None:
                 return False
-            result = await conn.execute(
-                delete(s.repository_blobs).where(
-                    s.repository_blobs.c.repository_id == repo_id,
-                    s.repository_blobs.c.digest == digest,
-                )
+            result = conn.execute(
+                rb.delete().where(rb.c.repository_id == repo_id, rb.c.digest == digest)
             )
             return bool(result.rowcount)
+
+        return await self._transact(unlink)
 
     # -- manifests ------------------------------------------------------------------
 
@@ -264,29 +280,28 @@ class MetadataStore:
         (the cache stores a manifest before the blobs it fetches on demand). Tag moves
         are recorded with ``reason``. Returns the tag moves it made.
         """
-        async with self._write() as conn:
-            repo_id = await self._ensure_repository(conn, repository)
+        tags = list(tags)
+
+        def put(conn: Connection) -> list[TagChange]:
+            repo_id = self._ensure_repository(conn, repository)
             if check_references:
-                await self._check_references(conn, repo_id, manifest)
+                self._check_references(conn, repo_id, manifest)
             # ON CONFLICT: the same manifest pushed through two replicas at once is
             # stored once, and neither push fails on the unique key.
-            result = await conn.execute(
-                self._insert(s.manifests)
-                .values(
-                    repository_id=repo_id,
-                    digest=manifest.digest,
-                    media_type=manifest.media_type,
-                    size=len(manifest.content),
-                    content=manifest.content,
-                    artifact_type=manifest.artifact_type,
-                    subject_digest=manifest.subject_digest,
-                    annotations=manifest.annotations,
-                    created_at=_now(),
-                )
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-                .returning(s.manifests.c.id)
-            )
-            manifest_id = result.scalar_one_or_none()
+            manifest_id = conn.execute(
+                self._upserts.manifest,
+                {
+                    "repository_id": repo_id,
+                    "digest": manifest.digest,
+                    "media_type": manifest.media_type,
+                    "size": len(manifest.content),
+                    "content": manifest.content,
+                    "artifact_type": manifest.artifact_type,
+                    "subject_digest": manifest.subject_digest,
+                    "annotations": manifest.annotations,
+                    "created_at": _now(),
+                },
+            ).scalar()
             if manifest_id is not None:
                 refs = [
                     {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
@@ -297,43 +312,26 @@ class MetadataStore:
                     for d in set(manifest.manifest_refs)
                 ]
                 if refs:
-                    await conn.execute(s.manifest_refs.insert(), refs)
+                    conn.execute(q.INSERT_MANIFEST_REF, refs)
             changes = []
             for tag in tags:
-                change = await self._set_tag(
-                    conn, repo_id, repository, tag, manifest.digest, reason
-                )
+                change = self._set_tag(conn, repo_id, repository, tag, manifest.digest, reason)
                 if change:
                     changes.append(change)
             return changes
 
-    async def _check_references(
-        self, conn: AsyncConnection, repo_id: int, manifest: NewManifest
-    ) -> None:
+        return await self._transact(put)
+
+    def _check_references(self, conn: Connection, repo_id: int, manifest: NewManifest) -> None:
         missing_blobs: list[str] = []
         missing_manifests: list[str] = []
         if manifest.blob_refs:
             wanted = set(manifest.blob_refs)
-            # FOR SHARE (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises anyway): GC's
-            # sweep cannot drop these links until this manifest, and its refs, commit.
-            found = await conn.execute(
-                select(s.repository_blobs.c.digest)
-                .where(
-                    s.repository_blobs.c.repository_id == repo_id,
-                    s.repository_blobs.c.digest.in_(wanted),
-                    q.NOT_QUARANTINED,
-                )
-                .with_for_update(read=True, of=s.repository_blobs)
-            )
+            found = conn.execute(q.LINKED_BLOBS, {"repository_id": repo_id, "digests": wanted})
             missing_blobs = sorted(wanted - set(found.scalars()))
         if manifest.manifest_refs:
             wanted = set(manifest.manifest_refs)
-            # FOR SHARE: retention cannot delete these children until this index commits.
-            found = await conn.execute(
-                select(s.manifests.c.digest)
-                .where(s.manifests.c.repository_id == repo_id, s.manifests.c.digest.in_(wanted))
-                .with_for_update(read=True)
-            )
+            found = conn.execute(q.STORED_MANIFESTS, {"repository_id": repo_id, "digests": wanted})
             missing_manifests = sorted(wanted - set(found.scalars()))
         if missing_blobs or missing_manifests:
             raise MissingReferences(missing_blobs, missing_manifests)
@@ -357,23 +355,25 @@ class MetadataStore:
 
     async def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete a manifest and every tag pointing at it (recorded); False if absent."""
-        async with self._write() as conn:
-            repo_id = await self._repository_id(conn, repository)
+        m, t_ = s.manifests, s.tags
+
+        def delete_(conn: Connection) -> bool:
+            repo_id = conn.execute(q.REPOSITORY_ID, {"name": repository}).scalar()
             if repo_id is None:
                 return False
-            tagged = await conn.execute(
-                select(s.tags.c.name).where(
-                    s.tags.c.repository_id == repo_id, s.tags.c.manifest_digest == digest
+            tagged = conn.execute(
+                select(t_.c.name).where(
+                    t_.c.repository_id == repo_id, t_.c.manifest_digest == digest
                 )
             )
             for tag in list(tagged.scalars()):
-                await self._remove_tag(conn, repo_id, repository, tag, "manifest-delete")
-            result = await conn.execute(
-                delete(s.manifests).where(
-                    s.manifests.c.repository_id == repo_id, s.manifests.c.digest == digest
-                )
+                self._remove_tag(conn, repo_id, repository, tag, "manifest-delete")
+            result = conn.execute(
+                m.delete().where(m.c.repository_id == repo_id, m.c.digest == digest)
             )
             return bool(result.rowcount)
+
+        return await self._transact(delete_)
 
     async def referrers(
         self, repository: str, subject: str, artifact_type: str | None
@@ -397,64 +397,43 @@ class MetadataStore:
 
     # -- tags -----------------------------------------------------------------------
 
-    async def _set_tag(
-        self,
-        conn: AsyncConnection,
-        repo_id: int,
-        repository: str,
-        tag: str,
-        digest: str,
-        reason: str,
+    def _set_tag(
+        self, conn: Connection, repo_id: int, repository: str, tag: str, digest: str, reason: str
     ) -> TagChange | None:
         now = _now()
+        key = {"repository_id": repo_id, "name": tag}
         while True:
             # Locked (PostgreSQL; SQLite writers are serialised already): a concurrent
             # move waits for this one, then reads the digest it really replaces, so the
             # history stays a chain with no lost update.
-            old = (
-                await conn.execute(
-                    select(s.tags.c.manifest_digest)
-                    .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
-                    .with_for_update()
-                )
-            ).scalar_one_or_none()
+            old = conn.execute(q.TAG_FOR_UPDATE, key).scalar()
             if old == digest:
                 return None
             if old is not None:
-                await conn.execute(
-                    update(s.tags)
-                    .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
-                    .values(manifest_digest=digest, updated_at=now)
+                conn.execute(
+                    q.MOVE_TAG,
+                    {"repo_id": repo_id, "tag": tag, "manifest_digest": digest, "updated_at": now},
                 )
                 break
-            created = await conn.execute(
-                self._insert(s.tags)
-                .values(repository_id=repo_id, name=tag, manifest_digest=digest, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["repository_id", "name"])
-                .returning(s.tags.c.name)
+            created = conn.execute(
+                self._upserts.tag, {**key, "manifest_digest": digest, "updated_at": now}
             )
             if created.first() is not None:
                 break
             # Another transaction created the tag after our read: lock it and move it.
-        return await self._record(conn, repo_id, repository, tag, old, digest, reason, now)
+        return self._record(conn, repo_id, repository, tag, old, digest, reason, now)
 
-    async def _remove_tag(
-        self, conn: AsyncConnection, repo_id: int, repository: str, tag: str, reason: str
+    def _remove_tag(
+        self, conn: Connection, repo_id: int, repository: str, tag: str, reason: str
     ) -> TagChange | None:
-        old = (
-            await conn.execute(
-                delete(s.tags)
-                .where(s.tags.c.repository_id == repo_id, s.tags.c.name == tag)
-                .returning(s.tags.c.manifest_digest)
-            )
-        ).scalar_one_or_none()
+        old = conn.execute(q.REMOVE_TAG, {"repository_id": repo_id, "name": tag}).scalar()
         if old is None:
             return None
-        return await self._record(conn, repo_id, repository, tag, old, None, reason, _now())
+        return self._record(conn, repo_id, repository, tag, old, None, reason, _now())
 
-    async def _record(
+    def _record(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         repo_id: int,
         repository: str,
         tag: str,
@@ -463,30 +442,42 @@ class MetadataStore:
         reason: str,
         when: datetime,
     ) -> TagChange:
-        await conn.execute(
-            s.tag_history.insert().values(
-                repository_id=repo_id,
-                tag=tag,
-                old_digest=old,
-                new_digest=new,
-                changed_at=when,
-                reason=reason,
-            )
+        conn.execute(
+            q.INSERT_TAG_HISTORY,
+            {
+                "repository_id": repo_id,
+                "tag": tag,
+                "old_digest": old,
+                "new_digest": new,
+                "changed_at": when,
+                "reason": reason,
+            },
         )
         return TagChange(repository, tag, old, new, when, reason)
 
     async def delete_tag(self, repository: str, tag: str) -> TagChange | None:
         """Remove ``tag`` (recorded in its history); None when it did not exist."""
-        async with self._write() as conn:
-            repo_id = await self._repository_id(conn, repository)
+
+        def remove(conn: Connection) -> TagChange | None:
+            repo_id = conn.execute(q.REPOSITORY_ID, {"name": repository}).scalar()
             if repo_id is None:
                 return None
-            return await self._remove_tag(conn, repo_id, repository, tag, "delete")
+            return self._remove_tag(conn, repo_id, repository, tag, "delete")
+
+        return await self._transact(remove)
 
     async def list_tags(
         self, repository: str, limit: int | None, last: str | None
     ) -> list[str] | None:
         """Tags of ``repository`` in lexical order after ``last``; None if no such repository."""
+        if self._reader is not None:
+            found = self._reader.one(q.REPOSITORY_ID, {"name": repository})
+            if found is None:
+                return None
+            params = {"repository_id": found[0], "last": last or ""}
+            rows = self._list_on_loop(self._reader, q.TAG_PAGE, params, limit)
+            if rows is not None:
+                return rows
         async with self._read() as conn:
             repo_id = await self._repository_id(conn, repository)
             if repo_id is None:
@@ -525,44 +516,43 @@ class MetadataStore:
     async def create_upload(self, upload_id: str, repository: str) -> UploadRecord:
         """Record a new, empty upload session and return it."""
         now = _now()
-        async with self._write() as conn:
-            await conn.execute(
-                s.uploads.insert().values(
-                    id=upload_id, repository=repository, size=0, created_at=now, updated_at=now
-                )
+        row = {"id": upload_id, "repository": repository, "size": 0}
+        await self._transact(
+            lambda conn: conn.execute(
+                q.INSERT_UPLOAD, {**row, "created_at": now, "updated_at": now}
             )
+        )
         return UploadRecord(upload_id, repository, 0, now)
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         """The upload session ``upload_id``, or None."""
-        u = s.uploads
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    select(u.c.id, u.c.repository, u.c.size, u.c.created_at).where(
-                        u.c.id == upload_id
-                    )
-                )
-            ).one_or_none()
+        params = {"upload_id": upload_id}
+        if self._reader is not None:
+            row = self._reader.one(q.UPLOAD, params)
+        elif self._pg_reader is not None:
+            row = await self._pg_reader.one(q.UPLOAD, params)
+        else:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(q.UPLOAD, params)).one_or_none()
         if row is None:
             return None
-        return UploadRecord(row.id, row.repository, row.size, _utc(row.created_at))
+        created = row[3]
+        if not isinstance(created, datetime):  # the SQLite fast path gives the stored text
+            created = datetime.fromisoformat(created)
+        return UploadRecord(row[0], row[1], int(row[2]), _utc(created))
 
     async def advance_upload(self, upload_id: str, expected: int, new_size: int) -> bool:
         """Move the committed size from ``expected`` to ``new_size``; False if it had moved."""
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(s.uploads)
-                .where(s.uploads.c.id == upload_id, s.uploads.c.size == expected)
-                .values(size=new_size, updated_at=_now())
-            )
-            return bool(result.rowcount)
+        params = {"upload_id": upload_id, "expected": expected, "size": new_size}
+        result = await self._transact(
+            lambda conn: conn.execute(q.ADVANCE_UPLOAD, {**params, "updated_at": _now()})
+        )
+        return bool(result.rowcount)
 
     async def delete_upload(self, upload_id: str) -> bool:
         """Forget the upload session; False if it was already gone."""
-        async with self._write() as conn:
-            result = await conn.execute(delete(s.uploads).where(s.uploads.c.id == upload_id))
-            return bool(result.rowcount)
+        result = await self._transact(lambda conn: conn.execute(q.DELETE_UPLOAD, {"id": upload_id}))
+        return bool(result.rowcount)
 
     async def count_uploads(self) -> int:
         """How many upload sessions are open."""
