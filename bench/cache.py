@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -51,7 +52,7 @@ async def _push(session: aiohttp.ClientSession, base: str, repo: str, layer: byt
     config = json.dumps({"architecture": "amd64", "os": "linux", "repo": repo}).encode()
     for blob in (config, layer):
         async with session.post(f"{base}/v2/{repo}/blobs/uploads/") as r:
-            location = r.headers["Location"]
+            location = urljoin(f"{base}/", r.headers["Location"])
         sep = "&" if "?" in location else "?"
         async with session.put(f"{location}{sep}digest={_digest(blob)}", data=blob) as r:
             assert r.status == 201, await r.text()

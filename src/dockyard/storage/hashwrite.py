@@ -10,8 +10,10 @@ from dockyard.oci.digest import Hasher
 # A block is hashed and written in pieces of at most this many bytes (the network's
 # chunks sliced, or small ones gathered by writev(2), at most _WRITE_PIECES of them):
 # each piece is written while hashing has left it in the CPU cache. Joining and writing
-# whole blocks cost about twice the system CPU (the page-cache copy read from memory).
-_WRITE_MAX = 32 << 10
+# whole 4 MiB blocks cost about 1.7 times the CPU (0.76 s against 0.45 s per 256 MiB
+# pushed, for pieces of 32 KiB or 1 MiB alike); larger pieces also leave the file in
+# larger page-cache folios, which sendfile serves faster.
+_WRITE_MAX = 1 << 20
 _WRITE_PIECES = 64
 
 
