@@ -180,6 +180,7 @@ async def main(size_mib: int, rounds: int) -> None:
     finally:
         dockyard.stop()
         upstream.stop()
+        await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
     print(f"layer: {size_mib} MiB, {rounds} rounds; ratios to the direct pull, median (spread)")
     for result in results:
         print(

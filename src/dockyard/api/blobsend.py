@@ -1,13 +1,14 @@
-"""Blob responses: ``sendfile`` from a local file, or streamed from the store, with Range."""
+"""Blob responses: a local file sent by :mod:`dockyard.api.filesend`, or bytes streamed
+from the store, with Range."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 
 from aiohttp import web
 
+from dockyard.api.filesend import send_file
 from dockyard.core import BlobInfo, CorruptBlob, FileRegion, Registry, open_for_reading
 from dockyard.oci import ErrorCode, RegistryError
 
@@ -59,10 +60,7 @@ async def _send(
         if chunk:
             await response.write(chunk)
         return
-    transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("client went away")
-    await asyncio.get_running_loop().sendfile(transport, chunk.file, chunk.offset, chunk.count)
+    await send_file(request, chunk.file, chunk.offset, chunk.count, copy=False)
 
 
 async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web.StreamResponse:
@@ -91,10 +89,7 @@ async def send_blob(request: web.Request, core: Registry, blob: BlobInfo) -> web
             raise core.blobs.missing(blob) from None
         try:
             await response.prepare(request)
-            transport = request.transport
-            if transport is None:
-                raise ConnectionResetError("client went away")
-            await asyncio.get_running_loop().sendfile(transport, fobj, offset, count)
+            await send_file(request, fobj, offset, count)
         finally:
             # Closed here, not in a worker thread: closing a read-only file does no I/O,
             # and an awaited close could be cancelled (server shutdown) and leak the file.
