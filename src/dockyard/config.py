@@ -242,6 +242,8 @@ class UpstreamSettings(_Section):
     stale_if_error: bool = True
     # "": unbounded; otherwise least recently pulled blobs go first above this size.
     max_size: ByteSize | Literal[""] = ""
+    # 0: off; otherwise cached blobs not pulled for this long are removed.
+    max_idle: Annotated[Duration, Field(ge=0)] = 0.0
     # "auto": by the URL's host (registry-1.docker.io); Docker Hub serves library/ short names.
     docker_hub: Literal["auto", "yes", "no"] = "auto"
     connect_timeout: Annotated[Duration, Field(gt=0)] = 5.0

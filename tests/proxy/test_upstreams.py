@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -143,3 +144,39 @@ async def test_least_recently_pulled_blobs_are_evicted_above_max_size(
     # An evicted blob is simply fetched again (and something else makes room).
     await pull(1)
     assert fake.requests[f"GET blob {digests[1]}"] == 2
+
+
+async def test_blobs_not_pulled_for_max_idle_are_evicted(
+    make_cache: CacheFactory, fake: FakeUpstream
+) -> None:
+    layers = [bytes([i]) * 1000 for i in range(2)]
+    fake.put_image("team/idle", "v1", layers)
+    client = await make_cache(
+        {"name": "fake", "url": fake.url, "prefix": "cache/", "max_idle": "1s"}
+    )
+    pulls = client.app[CACHE].pulls
+    fetcher = client.app[CACHE].fetcher
+    core = client.app[REGISTRY]
+    digests = [sha256(layer) for layer in layers]
+
+    async def pull(i: int) -> None:
+        r = await client.get(f"/v2/cache/team/idle/blobs/{digests[i]}")
+        assert await r.read() == layers[i]
+
+        async def stored() -> bool:
+            return fetcher.size_in_flight(Digest.parse(digests[i])) is None
+
+        await eventually(stored, f"blob {i} to be stored")
+
+    await pull(0)
+    await pulls.flush()
+    await asyncio.sleep(1.2)  # blob 0 is now idle for longer than max_idle
+    await pull(1)
+    await pulls.flush()
+    kept = [await core.meta.blob_size("cache/team/idle", d) is not None for d in digests]
+    assert kept == [False, True]
+    with pytest.raises(BlobNotFound):
+        await core.store.stat(Digest.parse(digests[0]))
+    # Pulled again, it is simply fetched again.
+    await pull(0)
+    assert fake.requests[f"GET blob {digests[0]}"] == 2

@@ -64,6 +64,20 @@ class CachePulls:
         async with self._meta._read() as conn:
             return [(row.digest, int(row.size)) for row in await conn.execute(query)]
 
+    async def pulled_before(
+        self, upstream: str, cutoff: datetime, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to ``limit`` (digest, size) of ``upstream`` last pulled before ``cutoff``."""
+        c = s.cache_pulls
+        query = (
+            select(c.c.digest, c.c.size)
+            .where(c.c.upstream == upstream, c.c.last_pulled_at < cutoff)
+            .order_by(c.c.last_pulled_at, c.c.digest)
+            .limit(limit)
+        )
+        async with self._meta._read() as conn:
+            return [(row.digest, int(row.size)) for row in await conn.execute(query)]
+
     async def forget(self, upstream: str, digest: str) -> None:
         """Drop the row of an evicted blob."""
         c = s.cache_pulls

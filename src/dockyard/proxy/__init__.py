@@ -49,6 +49,7 @@ def setup(app: aiohttp_web.Application, settings: Settings) -> None:
                 core,
                 {u.name: int(u.max_size) if u.max_size != "" else None for u in settings.upstreams},
                 {u.name: u.prefix for u in settings.upstreams},
+                {u.name: u.max_idle for u in settings.upstreams},
             )
             source = cache.PullThroughCache(core, names.Router(upstreams), pull_log)
             core.attach(source)
