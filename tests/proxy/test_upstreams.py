@@ -108,6 +108,20 @@ async def test_mirror_mode_serves_names_as_they_are_and_picks_upstreams_by_ns(
     await assert_error(r, 403, "DENIED")
 
 
+async def _pull_stored(client: Client, repository: str, layer: bytes) -> None:
+    """Pull ``layer`` through the cache, and wait until it is moved into the store (right
+    after the client had its last byte)."""
+    digest = sha256(layer)
+    r = await client.get(f"/v2/{repository}/blobs/{digest}")
+    assert await r.read() == layer
+    fetcher = client.app[CACHE].fetcher
+
+    async def stored() -> bool:
+        return fetcher.size_in_flight(Digest.parse(digest)) is None
+
+    await eventually(stored, f"{digest} to be stored")
+
+
 async def test_least_recently_pulled_blobs_are_evicted_above_max_size(
     make_cache: CacheFactory, fake: FakeUpstream
 ) -> None:
@@ -120,16 +134,8 @@ async def test_least_recently_pulled_blobs_are_evicted_above_max_size(
     core = client.app[REGISTRY]
     digests = [sha256(layer) for layer in layers]
 
-    fetcher = client.app[CACHE].fetcher
-
     async def pull(i: int) -> None:
-        r = await client.get(f"/v2/cache/team/app/blobs/{digests[i]}")
-        assert await r.read() == layers[i]
-
-        async def stored() -> bool:  # moved into the store right after the client had it
-            return fetcher.size_in_flight(Digest.parse(digests[i])) is None
-
-        await eventually(stored, f"blob {i} to be stored")
+        await _pull_stored(client, "cache/team/app", layers[i])
         await pulls.flush()
 
     await pull(0)
@@ -155,18 +161,11 @@ async def test_blobs_not_pulled_for_max_idle_are_evicted(
         {"name": "fake", "url": fake.url, "prefix": "cache/", "max_idle": "1s"}
     )
     pulls = client.app[CACHE].pulls
-    fetcher = client.app[CACHE].fetcher
     core = client.app[REGISTRY]
     digests = [sha256(layer) for layer in layers]
 
     async def pull(i: int) -> None:
-        r = await client.get(f"/v2/cache/team/idle/blobs/{digests[i]}")
-        assert await r.read() == layers[i]
-
-        async def stored() -> bool:
-            return fetcher.size_in_flight(Digest.parse(digests[i])) is None
-
-        await eventually(stored, f"blob {i} to be stored")
+        await _pull_stored(client, "cache/team/idle", layers[i])
 
     await pull(0)
     await pulls.flush()
