@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.oci import Digest
-from dockyard.storage import FilesystemBlobStore
+from dockyard.storage import FilesystemBlobStore, hashwrite
 
 
 async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -65,3 +65,44 @@ async def test_short_writes_are_resumed(
     await store.write_upload(upload_id, 0, chunks(parts))
     assert await asyncio.to_thread((tmp_path / "uploads" / upload_id).read_bytes) == data
     await store.commit_upload(upload_id, Digest.of(data), len(data))
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_writeback_starts_per_block_only_when_blobs_are_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    real = hashwrite._SYNC_FILE_RANGE
+    assert real is not None, "sync_file_range(2) is there on Linux"
+    calls: list[tuple[int, int, int, int]] = []
+
+    def recording(fd: int, offset: int, count: int, flags: int) -> int:
+        calls.append((fd, offset, count, flags))
+        return real(fd, offset, count, flags)
+
+    monkeypatch.setattr(hashwrite, "_SYNC_FILE_RANGE", recording)
+    store = await asyncio.to_thread(FilesystemBlobStore, tmp_path, fsync=fsync)
+    data = random.Random(3).randbytes(9 << 20)
+    parts = [data[i : i + (256 << 10)] for i in range(0, len(data), 256 << 10)]
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    await store.write_upload(upload_id, 0, chunks(parts))
+    await store.commit_upload(upload_id, Digest.of(data), len(data))
+    assert await asyncio.to_thread(store.local_path(Digest.of(data)).read_bytes) == data  # type: ignore[union-attr]
+    if fsync:
+        # Once per block written, each asking for the whole file, without waiting.
+        assert len(calls) >= 2
+        assert {call[1:] for call in calls} == {(0, 0, 2)}
+    else:
+        assert calls == []
+
+
+async def test_uploads_work_where_sync_file_range_is_missing(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hashwrite, "_SYNC_FILE_RANGE", None)
+    data = random.Random(4).randbytes(5 << 20)
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    await store.write_upload(upload_id, 0, chunks([data[: 3 << 20], data[3 << 20 :]]))
+    await store.commit_upload(upload_id, Digest.of(data), len(data))
+    assert await store.stat(Digest.of(data)) == len(data)

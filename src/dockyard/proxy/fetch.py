@@ -30,10 +30,9 @@ from typing import BinaryIO
 
 from dockyard.core import BlobInfo, BlobStream, FileRegion, Registry, open_for_reading
 from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
-from dockyard.oci.digest import Hasher
 from dockyard.proxy.names import Route
 from dockyard.proxy.upstream import UpstreamError, UpstreamNotFound
-from dockyard.storage.hashwrite import hash_and_write
+from dockyard.storage.hashwrite import BlockWriter
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -238,7 +237,15 @@ class BlobFetcher:
         fd = await asyncio.to_thread(
             os.open, download.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
         )
-        writer = _SpoolWriter(download, fd, hasher)
+        # Blocks start as soon as the last one is written, so clients follow closely.
+        writer = BlockWriter(
+            fd,
+            hasher,
+            min_block=_MIN_BLOCK,
+            max_waiting=_BLOCK,
+            stall=_STALL,
+            on_written=download.advance,
+        )
         try:
             async with route.upstream.open("GET", route.remote, f"blobs/{digest}") as response:
                 if response.content_length not in (None, size):
@@ -262,97 +269,6 @@ class BlobFetcher:
         finally:
             await writer.settle()
             await asyncio.to_thread(os.close, fd)
-
-
-class _SpoolWriter:
-    """Gathers the upstream's bytes into blocks and writes and hashes each in a worker
-    thread while the loop gathers the next; the download advances as each block lands.
-
-    A block starts as soon as the last one is written and at least _MIN_BLOCK bytes are
-    waiting, or after _STALL seconds with less (a slow or stalled upstream); the loop
-    waits only when _BLOCK bytes are waiting.
-    """
-
-    def __init__(self, download: Download, fd: int, hasher: Hasher) -> None:
-        self._download = download
-        self._fd = fd
-        self._hasher = hasher
-        self._block: list[bytes] = []
-        self._gathered = 0
-        self._end = 0  # the file's size once every block started is written
-        self._pending: asyncio.Future[None] | None = None  # the block being written
-        self._stall: asyncio.TimerHandle | None = None
-        self._closing = False
-
-    async def add(self, chunk: bytes) -> None:
-        self._block.append(chunk)
-        self._gathered += len(chunk)
-        if self._pending is None:
-            if self._gathered >= _MIN_BLOCK:
-                self._start()
-            elif self._stall is None:
-                self._stall = asyncio.get_running_loop().call_later(_STALL, self._unstall)
-        elif self._gathered >= _BLOCK:
-            await self._wait()
-
-    async def finish(self) -> None:
-        """Write what is left and wait until every block is in the file."""
-        while self._pending is not None or self._block:
-            if self._pending is None:
-                self._start()
-            await self._wait()
-
-    async def settle(self) -> None:
-        """Wait out the thread, whatever happened: closing the descriptor under it would
-        let the number be reused, and the block land in some other file."""
-        self._closing = True
-        if self._stall is not None:
-            self._stall.cancel()
-        pending = self._pending
-        if pending is not None:
-            await asyncio.wait({pending})
-            if not pending.cancelled():
-                pending.exception()  # raised already, or None: mark it seen
-
-    async def _wait(self) -> None:
-        """Wait for the block being written; raise its error if it failed."""
-        pending = self._pending
-        assert pending is not None
-        await asyncio.shield(pending)
-        self._written(pending)  # a done future's callbacks may not have run yet
-
-    def _start(self) -> None:
-        if self._stall is not None:
-            self._stall.cancel()
-            self._stall = None
-        block, self._block = self._block, []
-        self._end += self._gathered
-        self._gathered = 0
-        pending = asyncio.ensure_future(
-            asyncio.to_thread(hash_and_write, self._fd, block, self._hasher)
-        )
-        pending.add_done_callback(self._written)
-        self._pending = pending
-
-    def _written(self, pending: asyncio.Future[None]) -> None:
-        """A block is in the file: advance the download, start the next block."""
-        if pending is not self._pending:
-            return  # seen already
-        if pending.cancelled() or pending.exception() is not None:
-            return  # kept as _pending: the loop's next wait raises its error
-        self._pending = None
-        self._download.advance(self._end)
-        if self._closing:
-            return
-        if self._gathered >= _MIN_BLOCK:
-            self._start()
-        elif self._block and self._stall is None:
-            self._stall = asyncio.get_running_loop().call_later(_STALL, self._unstall)
-
-    def _unstall(self) -> None:
-        self._stall = None
-        if self._pending is None and self._block and not self._closing:
-            self._start()
 
 
 def _remove_spools_before(directory: Path, cutoff: float) -> int:

@@ -48,11 +48,14 @@ from dockyard.storage.base import (
     SizeLimitExceeded,
     UploadNotFound,
 )
-from dockyard.storage.hashwrite import hash_and_write
+from dockyard.storage.hashwrite import BlockWriter
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
-# them: large enough that the thread hop is noise, small enough to keep RSS flat.
+# them: large enough that the thread hop is noise, small enough to keep RSS flat. While
+# a block is being written the loop goes on receiving, up to _MAX_WAITING bytes.
 _BLOCK = 4 << 20
+_MIN_BLOCK = 2 << 20
+_MAX_WAITING = 8 << 20
 _READ_BLOCK = 1 << 20
 _MAX_HASH_STATES = 4096
 # The algorithm hashed while bytes stream in; others are computed at commit.
@@ -189,42 +192,21 @@ class FilesystemBlobStore:
         if hasher is None and offset == 0:
             hasher = new_hasher(_STREAM_ALGORITHM)
         written = 0
-        pending: asyncio.Future[None] | None = None
+        writer = BlockWriter(
+            fd, hasher, min_block=_MIN_BLOCK, max_waiting=_MAX_WAITING, writeback=self._fsync
+        )
         try:
-            block: list[bytes] = []
-            block_size = 0
             async for chunk in chunks:
                 written += len(chunk)
                 if limit is not None and written > limit:
                     raise SizeLimitExceeded(f"more than {limit} bytes")
-                block.append(chunk)
-                block_size += len(chunk)
-                if block_size >= _BLOCK:
-                    # Hash and write this block in a thread while the loop reads the next.
-                    if pending is not None:
-                        await asyncio.shield(pending)
-                    pending = asyncio.ensure_future(
-                        asyncio.to_thread(hash_and_write, fd, block, hasher)
-                    )
-                    block, block_size = [], 0
-            if pending is not None:
-                await asyncio.shield(pending)
-            if block:
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(hash_and_write, fd, block, hasher)
-                )
-                await asyncio.shield(pending)
+                await writer.add(chunk)
+            await writer.finish()
         except BaseException:
             hasher = None  # the file may hold part of a block: the state is unreliable
             raise
         finally:
-            if pending is not None:
-                # The thread writing through fd outlives an error or a cancellation here
-                # (hence the shields): closing fd under it would let the number be
-                # reused, and the block land in some other file.
-                await asyncio.wait({pending})
-                if not pending.cancelled():
-                    pending.exception()  # raised above already, or None: mark it seen
+            await writer.settle()
             await asyncio.to_thread(_close, fd, lock_fd)
             if hasher is not None:
                 self._remember(upload_id, _HashState(offset + written, hasher, token))
