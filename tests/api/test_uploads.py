@@ -272,6 +272,37 @@ async def test_resume_after_a_broken_off_patch(registry: Client) -> None:
     assert await _fetch(registry, REPO, digest) == DATA
 
 
+async def test_a_broken_off_closing_put_publishes_nothing(registry: Client) -> None:
+    location = await start_upload(registry, REPO)
+    r = await registry.patch(location, data=DATA[:1000], headers={"Content-Range": "0-999"})
+    assert r.status == 202
+    digest = sha256(DATA)
+    # The closing PUT announces the last 2000 bytes and the client gives up after 500.
+    reader, writer = await asyncio.open_connection(registry.host, registry.port)
+    writer.write(
+        (
+            f"PUT {with_query(location, digest=digest)} HTTP/1.1\r\nHost: {registry.host}\r\n"
+            "Content-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(DATA) - 1000}\r\n\r\n"
+        ).encode()
+        + DATA[1000:1500]
+    )
+    await writer.drain()
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
+    r = await registry.head(f"/v2/{REPO}/blobs/{digest}")
+    assert r.status == 404
+    # The session is still open at what it held before; the client finishes it.
+    r = await registry.get(location)
+    assert r.status == 204
+    assert r.headers["Range"] == "0-999"
+    r = await registry.put(with_query(location, digest=digest), data=DATA[1000:])
+    assert r.status == 201, await r.text()
+    assert await _fetch(registry, REPO, digest) == DATA
+
+
 async def test_status_of_a_fresh_session(registry: Client) -> None:
     location = await start_upload(registry, REPO)
     r = await registry.get(location)

@@ -20,6 +20,8 @@ from tests.helpers import OCI_MANIFEST, Client, image_manifest, sha256
 PUSHERS = 4
 ATTEMPTS = 200
 IMAGES_PER_PUSHER = 5
+MAX_IMAGES_PER_PUSHER = 50
+GC_RUNS = 5
 # Layers every pusher uses: their links come and go in many repositories at once.
 SHARED = [f"shared base layer {i}".encode() * 50 for i in range(3)]
 
@@ -82,8 +84,12 @@ async def _push(client: Client, repo: str, tag: str, tally: Tally) -> None:
 
 
 async def _pusher(client: Client, n: int, tally: Tally) -> None:
-    for i in range(IMAGES_PER_PUSHER):
+    # At least IMAGES_PER_PUSHER, and on until the collectors have run GC_RUNS times:
+    # however fast pushes are, collections overlap them throughout.
+    i = 0
+    while i < IMAGES_PER_PUSHER or (tally.gc_runs < GC_RUNS and i < MAX_IMAGES_PER_PUSHER):
         await _push(client, f"race/p{n}", f"t{i}", tally)
+        i += 1
 
 
 async def _collector(client: Client, stop: asyncio.Event, tally: Tally) -> None:
@@ -115,7 +121,7 @@ async def test_gc_in_a_loop_while_clients_push_never_loses_a_referenced_blob(
     # The race was real: GC ran throughout and deleted blobs while pushes went on.
     print(f"gc runs {tally.gc_runs}, blobs deleted {tally.gc_deleted}, push retries "
           f"{tally.retries}, mounts {tally.mounts}")  # fmt: skip
-    assert tally.gc_runs >= 5, tally
+    assert tally.gc_runs >= GC_RUNS, tally
     assert tally.gc_deleted > 0, tally
     assert len(tally.pushed) == PUSHERS * IMAGES_PER_PUSHER
     for (repo, tag), manifest in sorted(tally.pushed.items()):

@@ -316,6 +316,48 @@ async def test_commit_covers_only_the_size_given(store: BlobStore) -> None:
     assert await read_all(store, Digest.of(b"counted")) == b"counted"
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+async def test_commit_with_the_last_chunk_writes_and_publishes_it(
+    store: BlobStore, algorithm: str
+) -> None:
+    data = pattern(300 * 1024, seed=11)
+    upload_id = await new_upload(store)
+    digest = Digest.of(data, algorithm)
+    await store.commit_upload(upload_id, digest, len(data), data)
+    assert await read_all(store, digest) == data
+    await assert_upload_gone(store, upload_id)
+
+
+async def test_commit_with_the_last_chunk_after_earlier_writes(
+    store: BlobStore, other_store: BlobStore
+) -> None:
+    head, middle, tail = pattern(MiB + 5, 1), pattern(1000, 2), pattern(4097, 3)
+    data = head + middle + tail
+    upload_id = await new_upload(store)
+    await store.write_upload(upload_id, 0, chunks(head))
+    # Written by another instance: the first one's running hash no longer applies.
+    await other_store.write_upload(upload_id, len(head), chunks(middle, b"+stray"))
+    await store.commit_upload(upload_id, Digest.of(data), len(data), tail)
+    assert await read_all(other_store, Digest.of(data)) == data
+
+
+async def test_commit_with_a_last_chunk_that_does_not_match(store: BlobStore) -> None:
+    upload_id = await new_upload(store)
+    await store.write_upload(upload_id, 0, chunks(b"head-"))
+    claimed = Digest.of(b"head-tail")
+    with pytest.raises(DigestMismatch) as e:
+        await store.commit_upload(upload_id, claimed, 9, b"TAIL")
+    assert e.value.actual == Digest.of(b"head-TAIL")
+    with pytest.raises(BlobNotFound):
+        await store.stat(claimed)
+    await assert_upload_gone(store, upload_id)
+
+
+async def test_commit_with_a_last_chunk_of_an_unknown_upload(store: BlobStore) -> None:
+    with pytest.raises(UploadNotFound):
+        await store.commit_upload(uuid.uuid4().hex, Digest.of(b"x"), 1, b"x")
+
+
 async def test_commit_of_a_blob_already_stored(store: BlobStore) -> None:
     data = b"pushed twice"
     first = await put_blob(store, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import random
 import uuid
@@ -106,3 +107,24 @@ async def test_uploads_work_where_sync_file_range_is_missing(
     await store.write_upload(upload_id, 0, chunks([data[: 3 << 20], data[3 << 20 :]]))
     await store.commit_upload(upload_id, Digest.of(data), len(data))
     assert await store.stat(Digest.of(data)) == len(data)
+
+
+async def test_commit_with_the_last_chunk_waits_for_another_process_holding_the_lock(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    head, tail = b"written before, ", b"and the last chunk"
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    await store.write_upload(upload_id, 0, chunks([head]))
+    # Another process's write holds the upload's lock (flock is per open file).
+    lock_fd = await asyncio.to_thread(
+        os.open, tmp_path / "uploads" / f"{upload_id}.lock", os.O_RDWR
+    )
+    await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+    digest = Digest.of(head + tail)
+    commit = asyncio.ensure_future(store.commit_upload(upload_id, digest, 34, tail))
+    await asyncio.sleep(0.2)
+    assert not commit.done(), "the commit waits for the lock"
+    await asyncio.to_thread(os.close, lock_fd)
+    await asyncio.wait_for(commit, 10)
+    assert await asyncio.to_thread(store.local_path(digest).read_bytes) == head + tail  # type: ignore[union-attr]

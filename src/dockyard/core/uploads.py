@@ -70,6 +70,29 @@ class ChunkRange:
         return self.end - self.start + 1
 
 
+# A closing chunk up to this size (as announced) is read whole and written with the
+# commit, in one store step instead of a write and then a commit.
+SMALL_CHUNK = 1 << 20
+
+
+async def _read_exactly(chunks: AsyncIterable[bytes], expected: int) -> bytes:
+    """The whole of a chunk announced as ``expected`` bytes; SIZE_INVALID otherwise."""
+    parts = []
+    received = 0
+    async for part in chunks:
+        received += len(part)
+        if received > expected:
+            raise RegistryError(
+                ErrorCode.SIZE_INVALID, f"the body is longer than the {expected} bytes announced"
+            )
+        parts.append(part)
+    if received != expected:
+        raise RegistryError(
+            ErrorCode.SIZE_INVALID, f"received {received} bytes, {expected} were announced"
+        )
+    return b"".join(parts)
+
+
 def range_header(size: int) -> str:
     """The ``Range`` header value for an upload holding ``size`` bytes (``0-<last>``)."""
     return f"0-{max(size - 1, 0)}"
@@ -141,6 +164,13 @@ class Uploads:
         content_length: int | None,
     ) -> int:
         """Check the chunk's range against ``record`` and stage it; the new size."""
+        expected = self._expected(record, content_range, content_length)
+        return await self._write(record, chunks, expected)
+
+    def _expected(
+        self, record: UploadRecord, content_range: str | None, content_length: int | None
+    ) -> int | None:
+        """The chunk's announced length, checked against ``record`` and each other."""
         expected = content_length
         if content_range is not None:
             chunk = ChunkRange.parse(content_range, self.headers(record))
@@ -159,7 +189,7 @@ class Uploads:
                     f"but Content-Length is {content_length}",
                 )
             expected = chunk.length
-        return await self._write(record, chunks, expected)
+        return expected
 
     async def _write(
         self, record: UploadRecord, chunks: AsyncIterable[bytes], expected: int | None
@@ -200,12 +230,18 @@ class Uploads:
         digest = validation.digest(raw_digest)
         async with self._lock(upload_id):
             record = await self.status(repository, upload_id)
-            size = record.size
+            size, last = record.size, b""
             if chunks is not None:
                 # The session ends here either way, so its size is not written back.
-                size = await self._receive(record, chunks, content_range, content_length)
+                expected = self._expected(record, content_range, content_length)
+                if expected is not None and expected <= SMALL_CHUNK:
+                    # Held in memory and handed over with the commit: one store step.
+                    last = await _read_exactly(chunks, expected)
+                    size += len(last)
+                else:
+                    size = await self._write(record, chunks, expected)
             try:
-                await self._store.commit_upload(upload_id, digest, size)
+                await self._store.commit_upload(upload_id, digest, size, last)
             except DigestMismatch as e:
                 await self._meta.delete_upload(upload_id)
                 raise RegistryError(

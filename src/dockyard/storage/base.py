@@ -102,8 +102,14 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+    async def commit_upload(
+        self, upload_id: str, digest: Digest, size: int, last: bytes = b""
+    ) -> None:
         """Verify the first ``size`` staged bytes hash to ``digest`` and publish them.
+
+        ``last``, when not empty, is the upload's closing chunk: it is first written at
+        ``size - len(last)`` as by :meth:`write_upload`, so a small blob is written and
+        published in one step.
 
         Publication is atomic and durable: after return the blob is readable under
         ``digest``; on :class:`DigestMismatch` nothing is published and the staged
@@ -146,6 +152,11 @@ async def copy_file_in(store: BlobStore, path: Path, digest: Digest, size: int) 
             raise
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def once(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as a one-chunk stream, for :meth:`BlobStore.write_upload`."""
+    yield data
 
 
 async def _file_blocks(path: Path, block: int = 8 << 20) -> AsyncIterator[bytes]:

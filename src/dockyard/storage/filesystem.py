@@ -47,8 +47,9 @@ from dockyard.storage.base import (
     DigestMismatch,
     SizeLimitExceeded,
     UploadNotFound,
+    once,
 )
-from dockyard.storage.hashwrite import BlockWriter
+from dockyard.storage.hashwrite import BlockWriter, hash_and_write
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat. While
@@ -185,12 +186,7 @@ class FilesystemBlobStore:
             if isinstance(e, FileNotFoundError):
                 raise UploadNotFound(upload_id) from None
             raise
-        state = self._hash_states.pop(upload_id, None)
-        if state is not None and (state.offset != offset or state.token != last_token):
-            state = None  # chunks went elsewhere meanwhile: commit will re-read the file
-        hasher = state.hasher if state else None
-        if hasher is None and offset == 0:
-            hasher = new_hasher(_STREAM_ALGORITHM)
+        hasher = _running_hasher(self._hash_states.pop(upload_id, None), offset, last_token)
         written = 0
         writer = BlockWriter(
             fd, hasher, min_block=_MIN_BLOCK, max_waiting=_MAX_WAITING, writeback=self._fsync
@@ -212,9 +208,36 @@ class FilesystemBlobStore:
                 self._remember(upload_id, _HashState(offset + written, hasher, token))
         return offset + written
 
-    async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+    async def commit_upload(
+        self, upload_id: str, digest: Digest, size: int, last: bytes = b""
+    ) -> None:
         path = self._upload_path(upload_id)
         state = self._hash_states.pop(upload_id, None)
+        if last:
+            # Lock, write, verify and publish in one trip to a thread (a small blob's
+            # whole upload); while another process holds the lock, the long way round.
+            try:
+                actual = await asyncio.to_thread(
+                    _write_and_commit,
+                    path,
+                    last,
+                    size - len(last),
+                    state,
+                    digest,
+                    self._blob_path(digest),
+                    self._fsync,
+                )
+            except FileNotFoundError:
+                raise UploadNotFound(upload_id) from None
+            if actual is None:
+                if state is not None:
+                    self._remember(upload_id, state)
+                await self.write_upload(upload_id, size - len(last), once(last))
+                await self.commit_upload(upload_id, digest, size)
+                return
+            if actual != digest:
+                raise DigestMismatch(digest, actual)
+            return
         lock_fd = await self._lock(path)
         try:
             actual = await asyncio.to_thread(
@@ -293,6 +316,49 @@ def _close(fd: int, lock_fd: int) -> None:
 def _remove_upload(path: Path) -> None:
     path.unlink(missing_ok=True)
     _lock_path(path).unlink(missing_ok=True)
+
+
+def _running_hasher(state: _HashState | None, offset: int, last_token: bytes) -> Hasher | None:
+    """The hash to go on with for a write at ``offset``: the remembered one if the last
+    write was this process's and ended there, a fresh one at 0, else None (commit will
+    re-read the file)."""
+    if state is not None and state.offset == offset and state.token == last_token:
+        return state.hasher
+    return new_hasher(_STREAM_ALGORITHM) if offset == 0 else None
+
+
+def _write_and_commit(
+    path: Path,
+    last: bytes,
+    offset: int,
+    state: _HashState | None,
+    digest: Digest,
+    target: Path,
+    fsync: bool,
+) -> Digest | None:
+    """Write ``last`` at ``offset`` of the upload at ``path`` and commit it as
+    :func:`_commit_file` does, under the upload's lock: the digest the bytes have, or
+    None, having done nothing, when another process holds the lock."""
+    lock_fd, locked = _open_lock(_lock_path(path))
+    if not locked:
+        os.close(lock_fd)
+        return None
+    token = uuid.uuid4().hex.encode()
+    try:
+        fd, last_token = _open_for_write(path, lock_fd, token, offset)
+    except BaseException as e:
+        _release(path, lock_fd, isinstance(e, FileNotFoundError))
+        raise
+    hasher = _running_hasher(state, offset, last_token)
+    try:
+        hash_and_write(fd, [last], hasher)
+    except BaseException:
+        _close(fd, lock_fd)
+        raise
+    os.close(fd)
+    size = offset + len(last)
+    written = _HashState(size, hasher, token) if hasher is not None else None
+    return _commit_file(path, lock_fd, digest, size, written, target, fsync)
 
 
 def _commit_file(

@@ -60,6 +60,7 @@ from dockyard.storage.base import (
     SizeLimitExceeded,
     UploadNotFound,
     copy_file_in,
+    once,
 )
 
 if TYPE_CHECKING:
@@ -291,7 +292,11 @@ class ObjectBlobStore:
 
     # -- commit and abort -------------------------------------------------------------
 
-    async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+    async def commit_upload(
+        self, upload_id: str, digest: Digest, size: int, last: bytes = b""
+    ) -> None:
+        if last:
+            await self.write_upload(upload_id, size - len(last), once(last))
         segments, etag = await self._load(upload_id)
         state = self._hash_states.pop(upload_id, None)
         pieces = _cover(segments, size)

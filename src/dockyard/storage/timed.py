@@ -75,10 +75,12 @@ class TimedBlobStore:
         finally:
             self._observe("write_upload", time.perf_counter() - start)
 
-    async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+    async def commit_upload(
+        self, upload_id: str, digest: Digest, size: int, last: bytes = b""
+    ) -> None:
         start = time.perf_counter()
         try:
-            await self.inner.commit_upload(upload_id, digest, size)
+            await self.inner.commit_upload(upload_id, digest, size, last)
         finally:
             self._observe("commit_upload", time.perf_counter() - start)
 
