@@ -60,6 +60,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        logs.flush_access_log()
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
