@@ -18,8 +18,11 @@ async def test_metrics_count_requests_bytes_and_uploads(registry: Client) -> Non
     await push_image(registry, "metrics/demo", "v1")
     data = b"x" * 1000
     digest = await push_blob(registry, "metrics/demo", data)
-    r = await registry.get(f"/v2/metrics/demo/blobs/{digest}")
-    assert await r.read() == data
+    for _ in range(3):  # the same series again and again
+        r = await registry.get(f"/v2/metrics/demo/blobs/{digest}")
+        assert await r.read() == data
+    r = await registry.head(f"/v2/metrics/demo/blobs/{digest}")
+    assert r.status == 200
     r = await registry.post("/v2/metrics/demo/blobs/uploads/")
     assert r.status == 202
 
@@ -33,8 +36,11 @@ async def test_metrics_count_requests_bytes_and_uploads(registry: Client) -> Non
         if line and not line.startswith("#")
     }
     assert samples['dockyard_http_requests_total{group="manifests",method="PUT",status="201"}'] == 1
-    assert samples['dockyard_http_requests_total{group="blobs",method="GET",status="200"}'] == 1
-    assert samples['dockyard_http_response_body_bytes_total{group="blobs"}'] == 1000
+    assert samples['dockyard_http_requests_total{group="blobs",method="GET",status="200"}'] == 3
+    assert samples['dockyard_http_requests_total{group="blobs",method="HEAD",status="200"}'] == 1
+    assert samples['dockyard_http_response_body_bytes_total{group="blobs"}'] == 3000
+    latency = 'dockyard_http_request_duration_seconds_count{group="blobs",method="GET"}'
+    assert samples[latency] == 3
     assert samples['dockyard_http_request_body_bytes_total{group="uploads"}'] >= 1000
     assert samples["dockyard_upload_sessions"] == 1
     assert samples['dockyard_blob_store_operation_seconds_count{operation="commit_upload"}'] >= 3
