@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+
+from dockyard.api import middleware
 from tests.helpers import Client, assert_error
 
 
@@ -11,6 +15,27 @@ async def test_version_check(registry: Client) -> None:
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     assert r.headers["X-Request-Id"]
     assert await r.json() == {}
+
+
+async def test_fresh_request_ids_are_unique(registry: Client) -> None:
+    ids = [(await registry.get("/v2/")).headers["X-Request-Id"] for _ in range(50)]
+    assert len(set(ids)) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
+
+
+def test_a_forked_worker_draws_its_own_request_ids() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: as a worker process after the fork
+        os.write(write, middleware._new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    parent = middleware._new_id()
+    assert len(child) == len(parent) == 32
+    assert child[:20] != parent[:20], "each process has its own random prefix"
 
 
 async def test_request_id_is_echoed(registry: Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from dockyard.oci.digest import Digest
@@ -19,12 +20,19 @@ def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid repository name, else raise :class:`InvalidName`."""
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"repository name is {len(name)} characters; at most 255 are allowed")
-    if not _NAME.fullmatch(name):
+    if not _name_matches(name):
         raise InvalidName(
             f"invalid repository name {name!r}: lowercase path components of [a-z0-9] "
             "separated by '.', '_', '__' or '-', joined by '/'"
         )
     return name
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_matches(name: str) -> bool:
+    # Every request names its repository, usually one of a few: the grammar's regex
+    # (nested groups, backtracking) runs once per name, not once per request.
+    return _NAME.fullmatch(name) is not None
 
 
 def validate_tag(tag: str) -> str:
