@@ -42,6 +42,27 @@ async def _fetch(client: Client, repo: str, digest: str) -> bytes:
     return await r.read()
 
 
+async def _send_cut_off(registry: Client, request_line: str, headers: str, body: bytes) -> None:
+    """Send ``request_line`` announcing ``body`` whole, then hang up after 500 bytes of it.
+
+    The server drops the request and closes the connection; no answer is owed.
+    """
+    reader, writer = await asyncio.open_connection(registry.host, registry.port)
+    writer.write(
+        (
+            f"{request_line} HTTP/1.1\r\nHost: {registry.host}\r\n"
+            f"Content-Type: application/octet-stream\r\n{headers}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body[:500]
+    )
+    await writer.drain()
+    writer.write_eof()
+    assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
+
+
 def _upload_id(location: str) -> str:
     return location.rsplit("/", 1)[-1].split("?", 1)[0]
 
@@ -242,21 +263,9 @@ async def test_resume_after_a_broken_off_patch(registry: Client) -> None:
     r = await registry.patch(location, data=DATA[:1000], headers={"Content-Range": "0-999"})
     assert r.status == 202
     # The next chunk announces 2000 bytes and the client gives up after 500 of them.
-    reader, writer = await asyncio.open_connection(registry.host, registry.port)
-    writer.write(
-        (
-            f"PATCH {location} HTTP/1.1\r\nHost: {registry.host}\r\n"
-            "Content-Type: application/octet-stream\r\n"
-            f"Content-Range: 1000-{len(DATA) - 1}\r\nContent-Length: {len(DATA) - 1000}\r\n\r\n"
-        ).encode()
-        + DATA[1000:1500]
+    await _send_cut_off(
+        registry, f"PATCH {location}", f"Content-Range: 1000-{len(DATA) - 1}\r\n", DATA[1000:]
     )
-    await writer.drain()
-    writer.write_eof()
-    # The server drops the request and closes the connection; no answer is owed.
-    assert await reader.read() == b""
-    writer.close()
-    await writer.wait_closed()
     # Whatever arrived of the broken chunk is not counted: the client resumes at 1000.
     r = await registry.get(location)
     assert r.status == 204
@@ -278,20 +287,7 @@ async def test_a_broken_off_closing_put_publishes_nothing(registry: Client) -> N
     assert r.status == 202
     digest = sha256(DATA)
     # The closing PUT announces the last 2000 bytes and the client gives up after 500.
-    reader, writer = await asyncio.open_connection(registry.host, registry.port)
-    writer.write(
-        (
-            f"PUT {with_query(location, digest=digest)} HTTP/1.1\r\nHost: {registry.host}\r\n"
-            "Content-Type: application/octet-stream\r\n"
-            f"Content-Length: {len(DATA) - 1000}\r\n\r\n"
-        ).encode()
-        + DATA[1000:1500]
-    )
-    await writer.drain()
-    writer.write_eof()
-    assert await reader.read() == b""
-    writer.close()
-    await writer.wait_closed()
+    await _send_cut_off(registry, f"PUT {with_query(location, digest=digest)}", "", DATA[1000:])
     r = await registry.head(f"/v2/{REPO}/blobs/{digest}")
     assert r.status == 404
     # The session is still open at what it held before; the client finishes it.

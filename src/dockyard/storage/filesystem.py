@@ -54,9 +54,10 @@ from dockyard.storage.hashwrite import BlockWriter, hash_and_write
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat. While
 # a block is being written the loop goes on receiving, up to _MAX_WAITING bytes.
-_BLOCK = 4 << 20
 _MIN_BLOCK = 2 << 20
 _MAX_WAITING = 8 << 20
+# An upload's file is re-read in blocks this large when it must be hashed at commit.
+_BLOCK = 4 << 20
 _READ_BLOCK = 1 << 20
 _MAX_HASH_STATES = 4096
 # The algorithm hashed while bytes stream in; others are computed at commit.
