@@ -22,6 +22,7 @@ __all__ = ["postgres", "s3"]  # session fixtures, shared by every directory
 _MAY_BLOCK = {
     "dockyard/metadata/migrate.py": ["_upgrade", "_current"],
     "dockyard/metadata/sqlite_reads.py": ["one", "first_column"],
+    "dockyard/metadata/sqlite_writes.py": ["_on_loop"],
     # asyncpg looks for ~/.pgpass when a pooled connection opens without a password:
     # a stat of one small file, once per connection, not per request.
     "asyncpg/connect_utils.py": ["_read_password_file"],

@@ -123,7 +123,7 @@ async def test_gc_in_a_loop_while_clients_push_never_loses_a_referenced_blob(
           f"{tally.retries}, mounts {tally.mounts}")  # fmt: skip
     assert tally.gc_runs >= GC_RUNS, tally
     assert tally.gc_deleted > 0, tally
-    assert len(tally.pushed) == PUSHERS * IMAGES_PER_PUSHER
+    assert len(tally.pushed) >= PUSHERS * IMAGES_PER_PUSHER
     for (repo, tag), manifest in sorted(tally.pushed.items()):
         async with registry.get(
             f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}

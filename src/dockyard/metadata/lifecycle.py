@@ -31,7 +31,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, literal, or_, sel
 from dockyard.metadata import queries as q
 from dockyard.metadata import schema as s
 from dockyard.metadata.records import UploadRecord
-from dockyard.metadata.sqlite_writes import off_loop, wait
+from dockyard.metadata.sqlite_writes import in_sqlite_writer, wait
 from dockyard.metadata.store import MetadataError, MetadataStore, _now, _utc
 
 _rb = s.repository_blobs
@@ -40,6 +40,12 @@ _refs = s.manifest_refs
 _LOCK_DIGEST = text("SELECT pg_advisory_xact_lock(hashtext(:digest))")
 # Rows deleted per transaction: short write locks, so pushes keep flowing during a sweep.
 SWEEP_BATCH = 200
+
+
+def _counts_usage(repository: str, quotas: dict[str, int]) -> bool:
+    """Whether linking into ``repository`` sums its namespace's usage (a quota applies):
+    a query too long to run on the event loop."""
+    return namespace_of(repository) in quotas
 
 
 class QuotaExceeded(MetadataError):
@@ -168,9 +174,9 @@ class LifecycleStore:
         linked and :class:`BlobVanished` is raised. On :class:`QuotaExceeded` the blob is
         recorded but linked nowhere, so that the sweep removes its bytes. The session
         ``upload_id``, when given, is closed in the same transaction (unless the blob
-        vanished). ``local_file``, when the bytes are that local file, lets a transaction
-        running off the event loop (SQLite's writer thread) look at it directly instead
-        of asking ``present`` on the loop and waiting for the answer.
+        vanished). ``local_file``, when the bytes are that local file, lets a SQLite
+        transaction look at it directly instead of asking ``present`` on the loop and
+        waiting for the answer (which keeps the transaction off the loop).
         """
 
         def link(conn: Connection) -> QuotaExceeded | None:
@@ -188,12 +194,13 @@ class LifecycleStore:
                 conn.execute(q.UNQUARANTINE, {"digest": digest})
             if upload_id is not None:
                 conn.execute(q.DELETE_UPLOAD, {"id": upload_id})
-            stored = local_file.exists() if local_file and off_loop() else wait(present())
+            stored = local_file.exists() if local_file and in_sqlite_writer() else wait(present())
             if not stored:
                 raise BlobVanished(digest)
             return refused
 
-        refused = await self._meta._transact(link)
+        on_loop = local_file is not None and not _counts_usage(repository, quotas)
+        refused = await self._meta._transact(link, on_loop=on_loop)
         if refused is not None:
             raise refused
 
@@ -221,7 +228,7 @@ class LifecycleStore:
             self._insert_link(conn, repo_id, digest)
             return int(size)
 
-        return await self._meta._transact(link)
+        return await self._meta._transact(link, on_loop=not _counts_usage(repository, quotas))
 
     async def namespace_usage(self, namespace: str) -> int:
         """Bytes of the distinct blobs linked anywhere in ``namespace``."""

@@ -7,7 +7,8 @@ On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so concurrent write
 queue on the database lock instead of failing half-way through an upgrade.
 
 The writes of a push are plain functions of a synchronous connection, run by
-:meth:`MetadataStore._transact`: on a SQLite file in one hop to the writer thread
+:meth:`MetadataStore._transact`: on a SQLite file right on the event loop, or in one
+hop to the writer thread while the database is locked
 (:mod:`dockyard.metadata.sqlite_writes`), elsewhere through ``run_sync`` on the
 async engine. The same function, the same statements (:mod:`dockyard.metadata.queries`),
 on either database.
@@ -152,10 +153,11 @@ class MetadataStore:
             async with conn.begin():
                 yield conn
 
-    async def _transact(self, body: Callable[[Connection], T]) -> T:
-        """``body(connection)`` in one write transaction (see the module docstring)."""
+    async def _transact(self, body: Callable[[Connection], T], *, on_loop: bool = True) -> T:
+        """``body(connection)`` in one write transaction (see the module docstring);
+        ``on_loop=False`` for a body that waits for the event loop."""
         if self._writer is not None:
-            return await self._writer.run(body)
+            return await self._writer.run(body, on_loop=on_loop)
         async with self._write() as conn:
             return await conn.run_sync(body)
 
