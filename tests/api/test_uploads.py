@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from dockyard.api import REGISTRY
+from dockyard.metadata import MetadataStore
 from tests.helpers import (
     Client,
     assert_error,
@@ -418,6 +421,28 @@ async def test_the_same_blob_uploaded_twice_is_one_blob(registry: Client) -> Non
     r = await registry.put(with_query(location, digest=first), data=DATA)
     assert r.status == 201
     assert await _fetch(registry, REPO, first) == DATA
+
+
+async def test_a_first_chunk_to_an_upload_closed_meanwhile_leaves_nothing_staged(
+    registry: Client, stack: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another request cancels the session while this one writes its first chunk: the
+    chunk's bytes (which may have staged the upload afresh) are dropped, and the
+    client is told the session is gone."""
+    location = await start_upload(registry, REPO)
+    meta = registry.app[REGISTRY].meta
+    advance = type(meta).advance_upload
+
+    async def cancelled_first(self: MetadataStore, uid: str, expected: int, size: int) -> bool:
+        await self.delete_upload(uid)  # the other request's DELETE, just before this CAS
+        return await advance(self, uid, expected, size)
+
+    monkeypatch.setattr(type(meta), "advance_upload", cancelled_first)
+    r = await registry.patch(location, data=DATA, headers={"Content-Range": f"0-{len(DATA) - 1}"})
+    await assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
+    if stack == "embedded":
+        assert sorted(p.name for p in (data_dir / "blobs" / "uploads").iterdir()) == []
+    assert await open_uploads(registry) == 0
 
 
 async def test_concurrent_uploads_of_the_same_blob(registry: Client) -> None:

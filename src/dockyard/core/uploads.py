@@ -148,11 +148,17 @@ class Uploads:
             record = await self.status(repository, upload_id)
             new_size = await self._receive(record, chunks, content_range, content_length)
             if not await self._meta.advance_upload(upload_id, record.size, new_size):
+                current = await self._meta.get_upload(upload_id)
+                if current is None:
+                    # Closed by another request meanwhile; a first chunk may have just
+                    # staged the upload's file again: drop it.
+                    await self._store.abort_upload(upload_id)
+                    raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id})
                 raise RegistryError(
                     ErrorCode.BLOB_UPLOAD_INVALID,
                     "the upload was changed concurrently; GET its status and resume",
                     status=416,
-                    headers=self.headers(await self.status(repository, upload_id)),
+                    headers=self.headers(current),
                 )
         return UploadRecord(record.id, record.repository, new_size, record.created_at)
 

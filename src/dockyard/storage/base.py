@@ -87,7 +87,13 @@ class BlobStore(Protocol):
         ...
 
     async def start_upload(self, upload_id: str) -> None:
-        """Create an empty staging area named ``upload_id``."""
+        """Open an empty staging area named ``upload_id``.
+
+        A store may create it lazily, with the first write at offset 0 (or an empty
+        commit): writing at 0 to an upload that is gone then starts it afresh instead
+        of raising :class:`UploadNotFound`. The caller knows which sessions are open
+        (the metadata) and writes only to those.
+        """
         ...
 
     async def write_upload(

@@ -9,9 +9,12 @@ Layout under the root directory::
     │   │       └── 6c3c624b58db…      one file per blob, named by its digest
     │   └── sha512/…
     └── uploads/
-        ├── <upload-id>               the bytes of an upload received so far
-        └── <upload-id>.lock          flock()ed by each write and commit; holds the
-                                      token of the last write
+        ├── <upload-id>               the bytes of an upload received so far (created
+        │                             by its first write: starting one costs no I/O)
+        ├── <upload-id>.lock          flock()ed by each write and commit; holds the
+        │                             token of the last write
+        └── <upload-id>.<token>       a whole blob sent in one request, on its way to
+                                      blobs/ (no lock: it is this request's own file)
 
 A blob file only ever appears through ``os.replace`` of a verified, fsynced upload
 file, so a reader sees either nothing or the whole, correct blob.
@@ -66,6 +69,7 @@ _TOKEN_SIZE = 32
 # Waiting for another process's write to the same upload polls, so that the wait (as
 # long as that client takes to send its chunk) never parks a worker thread.
 _LOCK_POLL = (0.001, 0.05)
+_CREATE_AT_ZERO = os.O_WRONLY | os.O_CREAT
 
 
 @dataclass(slots=True)
@@ -169,8 +173,8 @@ class FilesystemBlobStore:
         return found
 
     async def start_upload(self, upload_id: str) -> None:
-        path = self._upload_path(upload_id)
-        await asyncio.to_thread(path.touch, exist_ok=False)
+        self._upload_path(upload_id)  # checks the id
+        # Nothing on disk yet: the first write creates the file (see _open_for_write).
         # No write has stamped a token yet: the lock file, once created, is empty.
         self._remember(upload_id, _HashState(0, new_hasher(_STREAM_ALGORITHM), b""))
 
@@ -214,6 +218,18 @@ class FilesystemBlobStore:
     ) -> None:
         path = self._upload_path(upload_id)
         state = self._hash_states.pop(upload_id, None)
+        if last and len(last) == size and _untouched(state):
+            # The whole blob in one chunk, to an upload this process started and nothing
+            # has written to: no staged bytes to take over, so no lock. Hash, write a
+            # file of its own, publish.
+            staging = path.with_name(f"{upload_id}.{uuid.uuid4().hex[:16]}")
+            target = self._blob_path(digest)
+            whole = await asyncio.to_thread(
+                _publish_whole, last, staging, digest, target, self._fsync
+            )
+            if whole != digest:
+                raise DigestMismatch(digest, whole)
+            return
         if last:
             # Lock, write, verify and publish in one trip to a thread (a small blob's
             # whole upload); while another process holds the lock, the long way round.
@@ -319,6 +335,32 @@ def _remove_upload(path: Path) -> None:
     _lock_path(path).unlink(missing_ok=True)
 
 
+def _untouched(state: _HashState | None) -> bool:
+    """Whether ``state`` is that of an upload started here that no write has touched."""
+    return state is not None and state.offset == 0 and not state.token
+
+
+def _publish_whole(data: bytes, staging: Path, digest: Digest, target: Path, fsync: bool) -> Digest:
+    """Publish ``data`` at ``target`` through a new file at ``staging`` if it hashes to
+    ``digest``; the digest it has (nothing written when that is not ``digest``)."""
+    actual = Digest.of(data, digest.algorithm)
+    if actual != digest:
+        return actual
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            hash_and_write(fd, [data], None)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        _publish(staging, target, fsync)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return actual
+
+
 def _running_hasher(state: _HashState | None, offset: int, last_token: bytes) -> Hasher | None:
     """The hash to go on with for a write at ``offset``: the remembered one if the last
     write was this process's and ended there, a fresh one at 0, else None (commit will
@@ -414,9 +456,10 @@ async def _flock(fd: int) -> None:
 def _open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tuple[int, bytes]:
     """Open the upload file at ``offset`` (rewound); stamp ``token`` as the last writer.
 
+    The first write (at 0) creates the file; a later one finds it or the upload is gone.
     Returns the descriptor and the token of the write before this one.
     """
-    fd = os.open(path, os.O_WRONLY)
+    fd = os.open(path, _CREATE_AT_ZERO if offset == 0 else os.O_WRONLY, 0o644)
     try:
         last_token = os.pread(lock_fd, _TOKEN_SIZE, 0)
         # Stamped before the first byte changes: should this write fail half-way, no
@@ -433,8 +476,12 @@ def _open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tupl
 def _finish_file(
     path: Path, size: int, algorithm: str, hasher: Hasher | None, fsync: bool
 ) -> Digest:
-    """Truncate to ``size``, fsync, and return the digest (re-reading if no hasher)."""
-    with path.open("r+b") as f:
+    """Truncate to ``size``, fsync, and return the digest (re-reading if no hasher).
+
+    An empty upload may have no file yet: it is created then.
+    """
+    flags = os.O_RDWR | os.O_CREAT if size == 0 else os.O_RDWR
+    with os.fdopen(os.open(path, flags, 0o644), "r+b") as f:
         f.truncate(size)
         if fsync:
             os.fsync(f.fileno())
