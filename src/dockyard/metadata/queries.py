@@ -194,3 +194,21 @@ def upserts(dialect: str) -> Upserts:
         .on_conflict_do_nothing(index_elements=["repository_id", "name"])
         .returning(_t.c.name),
     )
+
+
+def write_statements(dialect: str) -> list[Any]:
+    """The constant statements of a push's write transactions, in ``dialect``."""
+    u = upserts(dialect)
+    return [
+        REPOSITORY_ID,
+        INSERT_MANIFEST_REF,
+        TAG_FOR_UPDATE,
+        MOVE_TAG,
+        REMOVE_TAG,
+        INSERT_TAG_HISTORY,
+        INSERT_UPLOAD,
+        ADVANCE_UPLOAD,
+        DELETE_UPLOAD,
+        UNQUARANTINE,
+        *(u.repository, u.blob, u.link, u.manifest, u.tag),
+    ]

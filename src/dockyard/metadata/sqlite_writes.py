@@ -29,13 +29,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.util import await_
+
+from dockyard.metadata.queries import write_statements
+from dockyard.metadata.sqlite_direct import DirectConnection, Prepared
 
 T = TypeVar("T")
 
@@ -115,7 +118,8 @@ class SqliteWriter:
 
     def __init__(self, path: str) -> None:
         self._engines = [_write_engine(path, _LOOP_PRAGMAS), _write_engine(path, PRAGMAS)]
-        self._loop_conn = self._engines[0].connect().execution_options(dockyard_write=True)
+        self._prepared = Prepared(write_statements("sqlite"))
+        self._loop_conn = self._direct(self._engines[0])
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="dockyard-sqlite-writer")
         self._conn: Connection | None = None
         self._since_checkpoint = 0
@@ -169,9 +173,14 @@ class SqliteWriter:
             # The next commits try again; SQLite's log stays correct meanwhile, just long.
             log.warning("SQLite checkpoint failed: %s", done.exception())
 
+    def _direct(self, engine: Engine) -> Connection:
+        """A writing connection of ``engine`` that runs the prepared statements directly."""
+        conn = engine.connect().execution_options(dockyard_write=True)
+        return cast(Connection, DirectConnection(conn, self._prepared))
+
     def _thread_conn(self) -> Connection:
         if self._conn is None:
-            self._conn = self._engines[1].connect().execution_options(dockyard_write=True)
+            self._conn = self._direct(self._engines[1])
         return self._conn
 
     def _transact(self, loop: asyncio.AbstractEventLoop, body: Callable[[Connection], T]) -> T:
