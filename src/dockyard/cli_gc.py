@@ -98,7 +98,8 @@ def _print_json(doc: dict[str, Any]) -> None:
 def gc_command(
     config: ConfigOption = None, dry_run: DryRun = False, json_: JsonOption = False
 ) -> None:
-    """Collect garbage: expire idle uploads, drop unused blob links, delete unused blobs."""
+    """Collect garbage: expire idle uploads (and staged bytes no upload owns), drop unused
+    blob links, delete unused blobs."""
     settings = _settings(config)
     with _progress(not json_) as progress:
         report = _with_registry(
@@ -121,9 +122,12 @@ def gc_command(
         typer.echo(f"blob  {digest}  {_size(size)}")
     for upload in report.expired_uploads:
         typer.echo(f"upload  {upload.repository}  {upload.id}  {_size(upload.size)}")
+    for upload_id in report.orphaned_staging:
+        typer.echo(f"staging  {upload_id}")
     typer.echo(
         f"{verb} {len(report.deleted_blobs)} blob(s), {len(report.dropped_links)} link(s), "
-        f"{len(report.expired_uploads)} upload(s): {_size(report.bytes_freed)} "
+        f"{len(report.expired_uploads)} upload(s), "
+        f"{len(report.orphaned_staging)} orphaned staging area(s): {_size(report.bytes_freed)} "
         f"({report.bytes_freed} bytes) freed; {report.reachable_manifests} reachable and "
         f"{report.untagged_manifests} untagged manifest(s) kept"
     )

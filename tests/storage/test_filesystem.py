@@ -119,3 +119,19 @@ async def test_a_whole_blob_after_bytes_were_staged_replaces_them(
     assert published is not None
     assert published.read_bytes() == b"the blob"
     assert files_under(root / "uploads") == []
+
+
+async def test_staging_is_listed_by_upload_and_removed_whole(
+    store: FilesystemBlobStore, root: Path
+) -> None:
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    await store.write_upload(upload_id, 0, chunks(b"staged"))
+    (root / "uploads" / f"{upload_id}.0123abcd").write_bytes(b"a whole blob, left")
+    (root / "uploads" / "tmp_spool-file").write_bytes(b"not an upload's")
+    listed = await store.list_staging()
+    assert [u for u, _ in listed] == [upload_id]
+    assert listed[0][1] == max(p.stat().st_mtime for p in (root / "uploads").glob(f"{upload_id}*"))
+    await store.remove_staging(upload_id)
+    assert files_under(root / "uploads") == ["tmp_spool-file"]
+    assert await store.list_staging() == []

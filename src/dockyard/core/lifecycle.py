@@ -21,7 +21,7 @@ from dockyard.metadata.lifecycle import (
     namespace_of,
 )
 from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
-from dockyard.storage import BlobEnumerator, BlobNotFound, BlobStore
+from dockyard.storage import BlobEnumerator, BlobNotFound, BlobStore, StagingEnumerator
 
 __all__ = [
     "BlobLink",
@@ -51,6 +51,7 @@ class Lifecycle:
 
     def __init__(self, store: BlobStore, meta: MetadataStore, quotas: dict[str, int]) -> None:
         self._store = store
+        self._meta = meta
         self.links = LifecycleStore(meta)
         self._graph = GraphStore(meta)
         self._integrity = IntegrityStore(meta)
@@ -113,6 +114,24 @@ class Lifecycle:
             return False
         await self._store.abort_upload(upload.id)
         return True
+
+    async def orphaned_staging(self, expiry: float) -> list[str]:
+        """Upload ids with bytes staged, untouched for more than ``expiry`` seconds,
+        that no session owns: a crash left them, or a write that lost a race with a
+        cancel (none when the store cannot list what it stages)."""
+        if not isinstance(self._store, StagingEnumerator):
+            return []
+        cutoff = _cutoff(expiry).timestamp()
+        return [
+            upload_id
+            for upload_id, written in await self._store.list_staging()
+            if written < cutoff and await self._meta.get_upload(upload_id) is None
+        ]
+
+    async def remove_staging(self, upload_id: str) -> None:
+        """Remove what is staged under ``upload_id`` (an orphan: see above)."""
+        if isinstance(self._store, StagingEnumerator):
+            await self._store.remove_staging(upload_id)
 
     # -- retention ------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from dockyard.core import Registry
 from dockyard.gc.mark import mark
-from dockyard.gc.uploads import ExpiredUpload, expire_uploads
+from dockyard.gc.uploads import ExpiredUpload, expire_uploads, remove_orphaned_staging
 
 log = logging.getLogger("dockyard.gc")
 
@@ -37,6 +37,8 @@ class GcReport:
     dropped_links: list[tuple[str, str]] = field(default_factory=list)
     deleted_blobs: list[tuple[str, int]] = field(default_factory=list)
     expired_uploads: list[ExpiredUpload] = field(default_factory=list)
+    # Upload ids whose staged bytes no session owned (a crash left them, say).
+    orphaned_staging: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
@@ -58,6 +60,7 @@ class GcReport:
                 {"id": u.id, "repository": u.repository, "size": u.size}
                 for u in self.expired_uploads
             ],
+            "orphaned_staging": self.orphaned_staging,
             "bytes_freed": self.bytes_freed,
         }
 
@@ -74,6 +77,9 @@ async def collect_garbage(
     life = registry.lifecycle
     report = GcReport(dry_run)
     report.expired_uploads = await expire_uploads(registry, upload_expiry, dry_run=dry_run)
+    report.orphaned_staging = await remove_orphaned_staging(
+        registry, upload_expiry, dry_run=dry_run
+    )
     repositories = await life.repositories()
     report.repositories = len(repositories)
     for i, name in enumerate(repositories):
@@ -99,11 +105,13 @@ async def collect_garbage(
     progress("sweep", len(candidates), len(candidates))
     report.deleted_blobs = [(blob.digest, blob.size) for blob in candidates]
     log.info(
-        "gc%s: %d link(s) dropped, %d blob(s) deleted, %d upload(s) expired, %d bytes freed",
+        "gc%s: %d link(s) dropped, %d blob(s) deleted, %d upload(s) expired, "
+        "%d orphaned staging area(s) removed, %d bytes freed",
         " (dry run)" if dry_run else "",
         len(report.dropped_links),
         len(report.deleted_blobs),
         len(report.expired_uploads),
+        len(report.orphaned_staging),
         report.bytes_freed,
     )
     return report

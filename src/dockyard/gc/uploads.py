@@ -1,4 +1,5 @@
-"""Upload expiry: sessions idle past ``[gc] upload_expiry`` go, with their staged bytes."""
+"""Upload expiry: sessions idle past ``[gc] upload_expiry`` go, with their staged bytes,
+and so do staged bytes that no session owns, once as old."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ async def expire_uploads(
         if dry_run or await registry.lifecycle.expire_upload(upload, expiry):
             expired.append(ExpiredUpload(upload.id, upload.repository, upload.size))
     return expired
+
+
+async def remove_orphaned_staging(
+    registry: Registry, expiry: float, *, dry_run: bool = False
+) -> list[str]:
+    """Remove what is staged, untouched for more than ``expiry`` seconds, under upload
+    ids no session owns; those ids."""
+    orphans = await registry.lifecycle.orphaned_staging(expiry)
+    if not dry_run:
+        for upload_id in orphans:
+            await registry.lifecycle.remove_staging(upload_id)
+    return orphans

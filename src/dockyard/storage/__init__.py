@@ -6,6 +6,7 @@ from dockyard.storage.base import (
     BlobStore,
     DigestMismatch,
     SizeLimitExceeded,
+    StagingEnumerator,
     StorageError,
     UploadNotFound,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "DigestMismatch",
     "FilesystemBlobStore",
     "SizeLimitExceeded",
+    "StagingEnumerator",
     "StorageError",
     "UploadNotFound",
 ]

@@ -178,3 +178,17 @@ class BlobEnumerator(Protocol):
     def list_blobs(self) -> AsyncIterator[Digest]:
         """Every blob stored, in no particular order; uploads in progress excluded."""
         ...
+
+
+@runtime_checkable
+class StagingEnumerator(Protocol):
+    """A store that can list its staging areas, so that garbage collection removes
+    those no upload session owns (left by a crash, or by a write that lost a race)."""
+
+    async def list_staging(self) -> list[tuple[str, float]]:
+        """``(upload id, when last written as a Unix time)`` of every staging area."""
+        ...
+
+    async def remove_staging(self, upload_id: str) -> None:
+        """Remove everything staged under ``upload_id``; missing is not an error."""
+        ...

@@ -49,6 +49,7 @@ from dockyard.storage.base import (
     BlobStore,
     DigestMismatch,
     SizeLimitExceeded,
+    StagingEnumerator,
     UploadNotFound,
     once,
 )
@@ -278,6 +279,25 @@ class FilesystemBlobStore:
             path = self._upload_path(upload_id)
             await asyncio.to_thread(_remove_upload, path)
 
+    async def list_staging(self) -> list[tuple[str, float]]:
+        return await asyncio.to_thread(self._scan_staging)
+
+    def _scan_staging(self) -> list[tuple[str, float]]:
+        newest: dict[str, float] = {}
+        for path in self._uploads.iterdir():
+            upload_id = path.name.split(".", 1)[0]
+            if not upload_id.isalnum():
+                continue  # not an upload's (a spool file of the cache, say)
+            with contextlib.suppress(FileNotFoundError):
+                modified = path.stat().st_mtime
+                newest[upload_id] = max(modified, newest.get(upload_id, modified))
+        return sorted(newest.items())
+
+    async def remove_staging(self, upload_id: str) -> None:
+        self._hash_states.pop(upload_id, None)
+        with contextlib.suppress(UploadNotFound):
+            await asyncio.to_thread(_remove_staging, self._upload_path(upload_id))
+
     def import_dir(self) -> Path | None:
         return self._uploads
 
@@ -359,6 +379,13 @@ def _publish_whole(data: bytes, staging: Path, digest: Digest, target: Path, fsy
         staging.unlink(missing_ok=True)
         raise
     return actual
+
+
+def _remove_staging(path: Path) -> None:
+    """Remove the upload file at ``path``, its lock and any whole-blob file of it."""
+    for found in path.parent.glob(f"{path.name}.*"):
+        found.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def _running_hasher(state: _HashState | None, offset: int, last_token: bytes) -> Hasher | None:
@@ -525,4 +552,9 @@ def _conforms(store: FilesystemBlobStore) -> BlobStore:
 
 def _enumerates(store: FilesystemBlobStore) -> BlobEnumerator:
     """Checked by mypy: FilesystemBlobStore implements BlobEnumerator too."""
+    return store
+
+
+def _stages(store: FilesystemBlobStore) -> StagingEnumerator:
+    """Checked by mypy: FilesystemBlobStore implements StagingEnumerator too."""
     return store

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.base import BlobEnumerator, BlobStore
+from dockyard.storage.base import BlobEnumerator, BlobStore, StagingEnumerator
 
 Observe = Callable[[str, float], None]
 
@@ -37,6 +37,16 @@ class TimedBlobStore:
         if isinstance(self.inner, BlobEnumerator):
             async for digest in self.inner.list_blobs():
                 yield digest
+
+    async def list_staging(self) -> list[tuple[str, float]]:
+        """The inner store's staging areas (untimed: only GC asks); none if it cannot say."""
+        if isinstance(self.inner, StagingEnumerator):
+            return await self.inner.list_staging()
+        return []
+
+    async def remove_staging(self, upload_id: str) -> None:
+        if isinstance(self.inner, StagingEnumerator):
+            await self.inner.remove_staging(upload_id)
 
     async def redirect_url(self, digest: Digest) -> str | None:
         return await self.inner.redirect_url(digest)
