@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.clients.commands import run
 from tests.clients.server import Dockyard
 
 _LISTENING = re.compile(rb"dockyard listening on http://127\.0\.0\.1:(\d+)")
@@ -151,3 +152,17 @@ def write_layout(image: Image, path: Path, tag: str) -> str:
     }
     (path / "index.json").write_text(json.dumps(index))
     return f"oci:{path}:{tag}"
+
+
+def skopeo_copy(source: str, destination: str) -> None:
+    """``skopeo copy`` over plain HTTP, digests preserved."""
+    run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+         "--preserve-digests", source, destination])  # fmt: skip
+
+
+def push_blob(replica: Dockyard, repository: str, data: bytes) -> str:
+    """A whole blob in one ``POST ?digest=``; its digest."""
+    digest = digest_of(data)
+    r = replica.request("POST", f"/v2/{repository}/blobs/uploads/?digest={digest}", body=data)
+    assert r.status == 201, r.body
+    return digest

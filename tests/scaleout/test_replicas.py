@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.clients.commands import require, run
+from tests.clients.commands import require
 from tests.clients.layout import OciLayout
 from tests.clients.server import Dockyard
 from tests.scaleout.replicas import (
@@ -19,23 +19,13 @@ from tests.scaleout.replicas import (
     SharedState,
     digest_of,
     make_image,
+    push_blob,
+    skopeo_copy,
     start_replica,
     write_layout,
 )
 
 MiB = 1 << 20
-
-
-def skopeo_copy(source: str, destination: str) -> None:
-    run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-         "--preserve-digests", source, destination])  # fmt: skip
-
-
-def push_blob(replica: Dockyard, repository: str, data: bytes) -> str:
-    digest = digest_of(data)
-    r = replica.request("POST", f"/v2/{repository}/blobs/uploads/?digest={digest}", body=data)
-    assert r.status == 201, r.body
-    return digest
 
 
 def push_image(replica: Dockyard, repository: str, image: Image, tag: str) -> None:
