@@ -41,6 +41,7 @@ EXPORTS: dict[str, list[str]] = {
         "DigestMismatch",
         "FilesystemBlobStore",
         "SizeLimitExceeded",
+        "StagingEnumerator",
         "StorageError",
         "UploadNotFound",
     ],
