@@ -68,4 +68,9 @@ class PostgresReader:
 
     async def close(self) -> None:
         """Close the pool's connections."""
-        await self._pool.close()
+        try:
+            await self._pool.close()
+        except OSError:
+            # A connection the server already dropped cannot say goodbye (a broken
+            # pipe): close the rest without the courtesy.
+            self._pool.terminate()
