@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 
 from dockyard.core import ALLOW_ALL, Access, CanRead, Registry, can_pull
@@ -54,11 +52,6 @@ def name(request: web.Request) -> str:
     raw = raw_path.removeprefix("/v2/")
     suffix = request.path[len("/v2/") + len(decoded) :]
     return raw.removesuffix(suffix) if suffix else raw
-
-
-def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, chunk by chunk, without buffering it whole."""
-    return request.content.iter_any()
 
 
 def has_body(request: web.Request) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from dockyard.api.base import API_VERSION
+from dockyard.api.socketbody import close_if_taken
 from dockyard.oci import ErrorCode, RegistryError
 
 log = logging.getLogger("dockyard.api")
@@ -78,6 +79,7 @@ async def stamp_headers(request: web.BaseRequest, response: web.StreamResponse) 
     """``on_response_prepare``: every answer, streamed or not, says who and what it is."""
     response.headers.update(API_VERSION)
     response.headers[REQUEST_ID] = request_id(request)
+    close_if_taken(request, response)
 
 
 @web.middleware

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockyard.api.base import access, body_chunks, has_body, name, registry, url
+from dockyard.api.base import access, has_body, name, registry, url
+from dockyard.api.socketbody import body_chunks
 from dockyard.core import BlobInfo, UploadRecord, can_pull
 
 

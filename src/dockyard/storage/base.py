@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -169,6 +169,29 @@ async def _file_blocks(path: Path, block: int = 8 << 20) -> AsyncIterator[bytes]
     with await asyncio.to_thread(path.open, "rb") as f:
         while data := await asyncio.to_thread(f.read, block):
             yield data
+
+
+@runtime_checkable
+class DirectBody(Protocol):
+    """A request body a store writing local files may read straight off the connection,
+    in a worker thread, instead of chunk by chunk on the event loop.
+
+    It is still a plain stream of chunks for any other store. Reading it either way
+    consumes it: a store does one or the other, once.
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def drain_into(self, sink: Callable[[memoryview], None]) -> int:
+        """Read the whole body, handing each piece to ``sink`` in a worker thread; the
+        number of bytes read.
+
+        A piece's buffer is reused once ``sink`` returns: the sink copies what it keeps.
+        Raises what ``sink`` raises, or :class:`ConnectionError` when the client goes
+        away mid-body. Never returns (nor raises, even when cancelled) while ``sink``
+        may still be running.
+        """
+        ...
 
 
 @runtime_checkable

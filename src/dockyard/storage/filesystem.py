@@ -48,12 +48,13 @@ from dockyard.storage.base import (
     BlobNotFound,
     BlobStore,
     DigestMismatch,
+    DirectBody,
     SizeLimitExceeded,
     StagingEnumerator,
     UploadNotFound,
     once,
 )
-from dockyard.storage.hashwrite import BlockWriter, hash_and_write
+from dockyard.storage.hashwrite import BlockWriter, FileSink, hash_and_write
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat. While
@@ -194,21 +195,15 @@ class FilesystemBlobStore:
             raise
         hasher = _running_hasher(self._hash_states.pop(upload_id, None), offset, last_token)
         written = 0
-        writer = BlockWriter(
-            fd, hasher, min_block=_MIN_BLOCK, max_waiting=_MAX_WAITING, writeback=self._fsync
-        )
         try:
-            async for chunk in chunks:
-                written += len(chunk)
-                if limit is not None and written > limit:
-                    raise SizeLimitExceeded(f"more than {limit} bytes")
-                await writer.add(chunk)
-            await writer.finish()
+            if isinstance(chunks, DirectBody):
+                written = await _drain(chunks, fd, hasher, limit, self._fsync)
+            else:
+                written = await _write_blocks(chunks, fd, hasher, limit, self._fsync)
         except BaseException:
             hasher = None  # the file may hold part of a block: the state is unreliable
             raise
         finally:
-            await writer.settle()
             await asyncio.to_thread(_close, fd, lock_fd)
             if hasher is not None:
                 self._remember(upload_id, _HashState(offset + written, hasher, token))
@@ -312,6 +307,34 @@ class FilesystemBlobStore:
         self._hash_states[upload_id] = state
         while len(self._hash_states) > _MAX_HASH_STATES:
             self._hash_states.popitem(last=False)
+
+
+async def _write_blocks(
+    chunks: AsyncIterable[bytes], fd: int, hasher: Hasher | None, limit: int | None, sync: bool
+) -> int:
+    """Append a stream received on the loop, hashed and written in blocks by a thread."""
+    written = 0
+    writer = BlockWriter(fd, hasher, min_block=_MIN_BLOCK, max_waiting=_MAX_WAITING, writeback=sync)
+    try:
+        async for chunk in chunks:
+            written += len(chunk)
+            if limit is not None and written > limit:
+                raise SizeLimitExceeded(f"more than {limit} bytes")
+            await writer.add(chunk)
+        await writer.finish()
+    finally:
+        await writer.settle()
+    return written
+
+
+async def _drain(
+    body: DirectBody, fd: int, hasher: Hasher | None, limit: int | None, sync: bool
+) -> int:
+    """Append a body read straight off its connection: received, hashed and written by
+    one thread, each piece while it is in that core's cache."""
+    sink = FileSink(fd, hasher, limit=limit, writeback=sync)
+    await body.drain_into(sink)
+    return sink.written
 
 
 def _lock_path(path: Path) -> Path:

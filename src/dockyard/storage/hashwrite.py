@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 
 from dockyard.oci.digest import Hasher
+from dockyard.storage.base import SizeLimitExceeded
 
 # A block is hashed and written in pieces of at most this many bytes (the network's
 # chunks sliced, or small ones gathered by writev(2), at most _WRITE_PIECES of them):
@@ -19,6 +20,8 @@ from dockyard.oci.digest import Hasher
 # larger page-cache folios, which sendfile serves faster.
 _WRITE_MAX = 1 << 20
 _WRITE_PIECES = 64
+# A file filled straight from the socket (FileSink) has writeback started this often.
+_WRITEBACK_EVERY = 4 << 20
 
 
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
@@ -74,6 +77,42 @@ def hash_and_write(
         _hash_and_write_group(fd, group, hasher)
     if writeback:
         start_writeback(fd)
+
+
+def _write_all(fd: int, piece: memoryview) -> None:
+    while piece:
+        piece = piece[os.write(fd, piece) :]
+
+
+class FileSink:
+    """Hashes and appends the pieces a :class:`~dockyard.storage.base.DirectBody` reads,
+    in the body's worker thread: each piece is hashed and written while it is still in
+    the CPU cache, by the core that received it. With ``writeback``, the kernel is told
+    to start writing the file out every ``_WRITEBACK_EVERY`` bytes (see
+    :func:`start_writeback`). ``written`` counts what went into the file.
+    """
+
+    def __init__(
+        self, fd: int, hasher: Hasher | None, *, limit: int | None, writeback: bool
+    ) -> None:
+        self._fd = fd
+        self._hasher = hasher
+        self._limit = limit
+        self._writeback = writeback
+        self._unflushed = 0
+        self.written = 0
+
+    def __call__(self, piece: memoryview) -> None:
+        if self._limit is not None and self.written + len(piece) > self._limit:
+            raise SizeLimitExceeded(f"more than {self._limit} bytes")
+        if self._hasher is not None:
+            self._hasher.update(piece)
+        _write_all(self._fd, piece)
+        self.written += len(piece)
+        self._unflushed += len(piece)
+        if self._writeback and self._unflushed >= _WRITEBACK_EVERY:
+            start_writeback(self._fd)
+            self._unflushed = 0
 
 
 def _hash_and_write_group(fd: int, group: list[memoryview], hasher: Hasher | None) -> None:
