@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from dockyard.api import REGISTRY
 from dockyard.api.middleware import Handler
+from dockyard.api.socketbody import taken
 from dockyard.logs import sent_bytes
 
 # At most this many (group, method, status) series are looked up once and kept.
@@ -69,6 +70,11 @@ class Metrics:
             "dockyard_http_response_body_bytes_total",
             "Response body bytes sent.",
             ["group"],
+            registry=own,
+        )
+        self.direct_bodies = Counter(
+            "dockyard_http_request_bodies_direct_total",
+            "Large request bodies read straight off the socket by a worker thread.",
             registry=own,
         )
         self.store_latency = Histogram(
@@ -155,6 +161,8 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         return response
     finally:
+        if taken(request):
+            request.app[METRICS].direct_bodies.inc()
         request.app[METRICS].record_request(
             _group(request),
             request.method,

@@ -23,7 +23,7 @@ import contextlib
 import os
 import select
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -39,7 +39,7 @@ _THREAD_WAIT = 0.02
 _TAKEN = web.RequestKey("socket_body_taken", bool)
 
 
-def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+def body_chunks(request: web.Request) -> AsyncIterable[bytes]:
     """The request body as it arrives, without buffering it whole: a stream of chunks,
     which a store may read straight off the socket when the body is large enough."""
     stream = request.content.iter_any()
@@ -62,10 +62,15 @@ def _direct_ok(request: web.Request) -> bool:
     return transport.get_extra_info("socket") is not None and hasattr(transport, "is_reading")
 
 
+def taken(request: web.BaseRequest) -> bool:
+    """Whether this request's body was read straight off the socket."""
+    return request.get(_TAKEN) is True
+
+
 def close_if_taken(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """Before the response goes out: after a body was read off the socket, the
     connection closes with this response (the HTTP parser never saw the body end)."""
-    if request.get(_TAKEN):
+    if taken(request):
         # Called once aiohttp has computed the headers: the header is set here too.
         response.force_close()
         response.headers["Connection"] = "close"
@@ -89,7 +94,7 @@ class SocketBody:
         head, fd = self._take_over()
         content = self._request.content
         remaining = self._length - content.total_bytes
-        total = 0
+        total = sum(map(len, head))
         buffer = memoryview(bytearray(_PIECE))
         stop = threading.Event()
         waiter = _Readable(fd)
@@ -106,6 +111,12 @@ class SocketBody:
                     await asyncio.wait({work})
                     if not work.cancelled():
                         work.exception()  # seen: the cancellation is what propagates
+                    raise
+                except ConnectionError:
+                    # The client is gone: no answer is owed, and none is attempted.
+                    transport = self._request.transport
+                    if transport is not None:
+                        transport.close()
                     raise
                 remaining -= read
                 total += read
