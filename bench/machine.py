@@ -57,6 +57,27 @@ def _make_file(path: Path, size: int) -> None:
             f.write(block)
 
 
+def prime_page_cache(directory: Path, size: int) -> None:
+    """Write ``size`` bytes to a scratch file in ``directory``, then delete it.
+
+    On a virtual machine whose host backs guest memory lazily and takes freed pages
+    back (virtio-balloon free page reporting, as here), the first write to a page the
+    guest has not used for a while costs a fault in the host: page-cache growth then
+    runs at a few hundred MB/s and every registry's push measures the hypervisor. A
+    push phase starts right after this, so its page cache comes from pages the guest
+    has just freed, as it would on bare metal. Both registries get the same.
+    """
+    path = directory / "prime.tmp"
+    directory.mkdir(parents=True, exist_ok=True)
+    block = bytes(_WRITE_BLOCK)
+    try:
+        with path.open("wb") as f:
+            for _ in range(max(size // _WRITE_BLOCK, 1)):
+                f.write(block)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def disk_write_rate(directory: Path, size: int) -> float:
     """MB/s of writing ``size`` bytes to a new file in ``directory``, fsync included."""
     path = directory / "disk-limit.tmp"

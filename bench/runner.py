@@ -53,6 +53,10 @@ class _Run:
         p = self.profile
         await asyncio.to_thread(self.idle.wait_quiet, what, p.idle_window, p.idle_patience)
 
+    async def prime(self, size: int) -> None:
+        """Free ``size`` bytes (and some) of just-used memory for the next push."""
+        await asyncio.to_thread(machine.prime_page_cache, self.workdir, size + size // 4)
+
     async def measure(
         self,
         server: servers.Server,
@@ -63,6 +67,8 @@ class _Run:
         sample_rss: bool,
     ) -> tuple[workloads.Outcome, dict[str, Any]]:
         await self.quiet(f"round {data.number} {name} {server.name}")
+        if name in workloads.WRITING_PHASES:
+            await self.prime(self.profile.blob_size)
         client0, server0 = client_cpu(), procstat.cpu_seconds(server.pid)
         start = time.perf_counter()
         sampler = procstat.RssSampler(server.pid) if sample_rss else None
@@ -134,6 +140,7 @@ async def _stream(run: _Run, server: servers.Server, setup: workloads.Setup) -> 
     digest = await asyncio.to_thread(workloads.stream_digest, block, size)
     reg = setup.registry
     await run.quiet(f"stream push {server.name}")
+    await run.prime(size)
     async with session() as s:
         start = time.perf_counter()
         with procstat.RssSampler(server.pid) as push_rss:

@@ -302,6 +302,10 @@ def stream_digest(block: bytes, size: int) -> str:
 
 Phase = Callable[[Setup, RoundData], Awaitable[Outcome]]
 
+# The phases that write a blob-sized file on the server: the page cache is primed
+# before them (machine.prime_page_cache).
+WRITING_PHASES = frozenset({"push_mono", "push_chunked"})
+
 # (name, function, whether RSS "under load" is sampled during it)
 PHASES: list[tuple[str, Phase, bool]] = [
     ("push_mono", push_mono, False),

@@ -187,6 +187,28 @@ async def test_a_slow_sender_is_waited_for(registry: Client, stack: str) -> None
     assert await _fetch(registry, sha256(BIG)) == BIG
 
 
+async def test_a_client_expecting_100_continue(registry: Client, stack: str) -> None:
+    """curl sends large bodies only after ``100 Continue``; nothing of it is read early."""
+    location = await start_upload(registry, REPO)
+    reader, writer = await asyncio.open_connection(registry.host, registry.port)
+    target = with_query(location, digest=sha256(BIG))
+    writer.write(
+        f"PUT {target} HTTP/1.1\r\nHost: {registry.host}\r\nExpect: 100-continue\r\n"
+        f"Content-Length: {len(BIG)}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    interim = await reader.readuntil(b"\r\n\r\n")
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    writer.write(BIG)
+    await writer.drain()
+    answer = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    await writer.wait_closed()
+    assert answer.split()[1] == b"201", answer
+    assert (b"\r\nConnection: close\r\n" in answer) is _taken(stack)
+    assert await _fetch(registry, sha256(BIG)) == BIG
+
+
 async def test_a_cancelled_drain_stops_handing_out_pieces() -> None:
     """Cancelling ``drain_into`` (a client timeout, a shutdown) returns only once the
     thread has stopped: the sink is never called afterwards."""

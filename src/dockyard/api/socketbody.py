@@ -6,8 +6,8 @@ written, by which time it has left the first core's cache. A store that writes l
 files can instead take the body as a :class:`~dockyard.storage.DirectBody`: one worker
 thread reads 1 MiB at a time from the socket and hashes and writes each piece while it
 is still in that core's cache, with the event loop out of the way. Measured on a
-2-core machine, a 256 MiB push goes from about 790 MB/s to about 950 (see
-docs/performance.md).
+2-core machine, a 256 MiB push went from about 790 MB/s to about 900 (see
+docs/operations.md, "Receiving blobs").
 
 Taking the socket over leaves aiohttp's HTTP parser in the middle of the body, so the
 connection cannot carry another request: the response says ``Connection: close``
@@ -19,7 +19,6 @@ smaller ones, chunked or encoded ones, and anything over TLS go the usual way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import select
 import threading
@@ -92,45 +91,52 @@ class SocketBody:
 
     async def drain_into(self, sink: Callable[[memoryview], None]) -> int:
         head, fd = self._take_over()
+        try:
+            return await self._drain(head, fd, sink)
+        finally:
+            os.close(fd)
+
+    async def _drain(self, head: list[bytes], fd: int, sink: Callable[[memoryview], None]) -> int:
         content = self._request.content
         remaining = self._length - content.total_bytes
         total = sum(map(len, head))
         buffer = memoryview(bytearray(_PIECE))
         stop = threading.Event()
-        waiter = _Readable(fd)
-        try:
-            while True:
-                work = asyncio.ensure_future(
-                    asyncio.to_thread(_pump, fd, buffer, head, remaining, sink, stop)
-                )
-                head = []
-                try:
-                    read, blocked = await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    stop.set()
-                    await asyncio.wait({work})
-                    if not work.cancelled():
-                        work.exception()  # seen: the cancellation is what propagates
-                    raise
-                except ConnectionError:
-                    # The client is gone: no answer is owed, and none is attempted.
-                    transport = self._request.transport
-                    if transport is not None:
-                        transport.close()
-                    raise
-                remaining -= read
-                total += read
-                content.total_bytes += read  # for the request metrics
-                if not remaining:
-                    return total
-                if blocked:
-                    await waiter.wait()
-        finally:
-            waiter.close()
+        while True:
+            work = asyncio.ensure_future(
+                asyncio.to_thread(_pump, fd, buffer, head, remaining, sink, stop)
+            )
+            head = []
+            try:
+                read, blocked = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                stop.set()
+                await asyncio.wait({work})
+                if not work.cancelled():
+                    work.exception()  # seen: the cancellation is what propagates
+                raise
+            except ConnectionError:
+                # The client is gone: no answer is owed, and none is attempted.
+                transport = self._request.transport
+                if transport is not None:
+                    transport.close()
+                raise
+            remaining -= read
+            total += read
+            content.total_bytes += read  # for the request metrics
+            if not remaining:
+                return total
+            if blocked:
+                await _readable(fd)
 
     def _take_over(self) -> tuple[list[bytes], int]:
         """Stop aiohttp reading this connection; what it had read of the body already,
-        and the socket's descriptor.
+        and a descriptor of the socket's own.
+
+        The body is read through a duplicate of aiohttp's descriptor, closed only once
+        no thread uses it: should aiohttp close its own meanwhile (a shutdown), the
+        number cannot be reused for another file under the reading thread. asyncio also
+        refuses to watch a descriptor its transport owns; the duplicate it can watch.
 
         Runs without yielding to the loop, so no read of the transport can slip in.
         Reading the buffer empty may resume aiohttp's parser on bytes it held back
@@ -150,8 +156,7 @@ class SocketBody:
         content.feed_eof()
         transport.pause_reading()
         request[_TAKEN] = True
-        fd: int = transport.get_extra_info("socket").fileno()
-        return head, fd
+        return head, os.dup(transport.get_extra_info("socket").fileno())
 
 
 def _pump(
@@ -190,33 +195,15 @@ def _wait_readable(fd: int, timeout: float) -> bool:
     return bool(poller.poll(timeout * 1000))
 
 
-class _Readable:
-    """Waits on the event loop until the socket has bytes to read.
-
-    asyncio refuses a reader on a descriptor a transport owns, so the wait is on a
-    duplicate of it (the same socket), made when first needed.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._dup: int | None = None
-
-    async def wait(self) -> None:
-        if self._dup is None:
-            self._dup = os.dup(self._fd)
-        loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        loop.add_reader(self._dup, _set_done, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(self._dup)
-
-    def close(self) -> None:
-        if self._dup is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._dup)
-            self._dup = None
+async def _readable(fd: int) -> None:
+    """Wait on the event loop until ``fd`` has bytes to read (or is closed)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(fd, _set_done, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
