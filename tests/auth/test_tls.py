@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from dockyard.api.socketbody import DIRECT_MIN
 from tests.auth.conftest import AuthFiles, dockyard, write_config
 from tests.auth.serve import serve
 from tests.auth.sessions import basic
@@ -58,6 +61,39 @@ def test_https_with_a_private_ca_and_keep_alive(ca: trustme.CA, https_server: Do
         assert conn.sock is sock  # the same TLS connection served both: HTTP/1.1 keep-alive
         assert isinstance(sock, ssl.SSLSocket)
         assert sock.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        conn.close()
+
+
+def test_a_large_upload_over_tls_goes_the_usual_way(ca: trustme.CA, https_server: Dockyard) -> None:
+    """Bodies are read straight off the socket only on plain HTTP: over TLS a large
+    upload is decrypted by the event loop, and the connection stays open."""
+    data = os.urandom(DIRECT_MIN + 5)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=context)
+    try:
+        conn.request("POST", "/v2/team-a/big/blobs/uploads/", headers=basic("alice"))
+        started = conn.getresponse()
+        started.read()
+        assert started.status == 202
+        sock = conn.sock
+        conn.request(
+            "PUT",
+            f"{started.headers['Location']}?digest={digest}",
+            body=data,
+            headers={**basic("alice"), "Content-Type": "application/octet-stream"},
+        )
+        finished = conn.getresponse()
+        assert finished.status == 201, finished.read()
+        finished.read()
+        assert finished.headers.get("Connection", "").lower() != "close"
+        conn.request("GET", f"/v2/team-a/big/blobs/{digest}", headers=basic("alice"))
+        fetched = conn.getresponse()
+        assert fetched.status == 200
+        assert fetched.read() == data
+        assert conn.sock is sock
     finally:
         conn.close()
 
