@@ -39,6 +39,7 @@ EXPORTS: dict[str, list[str]] = {
         "BlobNotFound",
         "BlobStore",
         "DigestMismatch",
+        "DirectBody",
         "FilesystemBlobStore",
         "SizeLimitExceeded",
         "StagingEnumerator",
