@@ -41,11 +41,16 @@ def https_server(
     assert server.stop() == 0, server.log_since(0)[-3000:]
 
 
-def test_https_with_a_private_ca_and_keep_alive(ca: trustme.CA, https_server: Dockyard) -> None:
-    assert "listening on https://127.0.0.1:" in https_server.log_since(0)
+def _connect(ca: trustme.CA, server: Dockyard) -> http.client.HTTPSConnection:
+    """An HTTPS connection to ``server`` that trusts ``ca``."""
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=context)
+    return http.client.HTTPSConnection("127.0.0.1", server.port, context=context)
+
+
+def test_https_with_a_private_ca_and_keep_alive(ca: trustme.CA, https_server: Dockyard) -> None:
+    assert "listening on https://127.0.0.1:" in https_server.log_since(0)
+    conn = _connect(ca, https_server)
     try:
         conn.request("GET", "/v2/", headers=basic("alice"))
         first = conn.getresponse()
@@ -70,9 +75,7 @@ def test_a_large_upload_over_tls_goes_the_usual_way(ca: trustme.CA, https_server
     upload is decrypted by the event loop, and the connection stays open."""
     data = os.urandom(DIRECT_MIN + 5)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=context)
+    conn = _connect(ca, https_server)
     try:
         conn.request("POST", "/v2/team-a/big/blobs/uploads/", headers=basic("alice"))
         started = conn.getresponse()
