@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
@@ -54,31 +52,34 @@ from dockyard.storage.base import (
     UploadNotFound,
     once,
 )
-from dockyard.storage.hashwrite import BlockWriter, FileSink, hash_and_write
+from dockyard.storage.hashwrite import BlockWriter, FileSink
+from dockyard.storage.staging import (
+    STREAM_ALGORITHM,
+    HashState,
+    close_abandoned_lock,
+    close_upload,
+    commit_file,
+    import_file,
+    lock_path,
+    open_for_write,
+    open_lock,
+    publish_whole,
+    release,
+    remove_staging,
+    remove_upload,
+    running_hasher,
+    untouched,
+    wait_for_lock,
+    write_and_commit,
+)
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat. While
 # a block is being written the loop goes on receiving, up to _MAX_WAITING bytes.
 _MIN_BLOCK = 2 << 20
 _MAX_WAITING = 8 << 20
-# An upload's file is re-read in blocks this large when it must be hashed at commit.
-_BLOCK = 4 << 20
 _READ_BLOCK = 1 << 20
 _MAX_HASH_STATES = 4096
-# The algorithm hashed while bytes stream in; others are computed at commit.
-_STREAM_ALGORITHM = "sha256"
-_TOKEN_SIZE = 32
-# Waiting for another process's write to the same upload polls, so that the wait (as
-# long as that client takes to send its chunk) never parks a worker thread.
-_LOCK_POLL = (0.001, 0.05)
-_CREATE_AT_ZERO = os.O_WRONLY | os.O_CREAT
-
-
-@dataclass(slots=True)
-class _HashState:
-    offset: int
-    hasher: Hasher
-    token: bytes
 
 
 class FilesystemBlobStore:
@@ -89,7 +90,7 @@ class FilesystemBlobStore:
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
         self._fsync = fsync
-        self._hash_states: OrderedDict[str, _HashState] = OrderedDict()
+        self._hash_states: OrderedDict[str, HashState] = OrderedDict()
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
 
@@ -108,17 +109,17 @@ class FilesystemBlobStore:
         Closing the descriptor releases the lock. Callers open the upload file only once
         they hold the lock, so one that waited for a commit or an abort finds nothing.
         """
-        opening = asyncio.ensure_future(asyncio.to_thread(_open_lock, _lock_path(path)))
+        opening = asyncio.ensure_future(asyncio.to_thread(open_lock, lock_path(path)))
         try:
             lock_fd, locked = await asyncio.shield(opening)
         except asyncio.CancelledError:
             # The thread opens, and may lock, the file all the same: a request cancelled
             # here (its client went away) must not keep the upload locked for good.
-            opening.add_done_callback(_close_abandoned_lock)
+            opening.add_done_callback(close_abandoned_lock)
             raise
         if not locked:
             try:
-                await _flock(lock_fd)
+                await wait_for_lock(lock_fd)
             except BaseException:
                 await asyncio.to_thread(os.close, lock_fd)
                 raise
@@ -176,9 +177,9 @@ class FilesystemBlobStore:
 
     async def start_upload(self, upload_id: str) -> None:
         self._upload_path(upload_id)  # checks the id
-        # Nothing on disk yet: the first write creates the file (see _open_for_write).
+        # Nothing on disk yet: the first write creates the file (see open_for_write).
         # No write has stamped a token yet: the lock file, once created, is empty.
-        self._remember(upload_id, _HashState(0, new_hasher(_STREAM_ALGORITHM), b""))
+        self._remember(upload_id, HashState(0, new_hasher(STREAM_ALGORITHM), b""))
 
     async def write_upload(
         self, upload_id: str, offset: int, chunks: AsyncIterable[bytes], limit: int | None = None
@@ -187,13 +188,13 @@ class FilesystemBlobStore:
         token = uuid.uuid4().hex.encode()
         lock_fd = await self._lock(path)
         try:
-            fd, last_token = await asyncio.to_thread(_open_for_write, path, lock_fd, token, offset)
+            fd, last_token = await asyncio.to_thread(open_for_write, path, lock_fd, token, offset)
         except BaseException as e:
-            await asyncio.to_thread(_release, path, lock_fd, isinstance(e, FileNotFoundError))
+            await asyncio.to_thread(release, path, lock_fd, isinstance(e, FileNotFoundError))
             if isinstance(e, FileNotFoundError):
                 raise UploadNotFound(upload_id) from None
             raise
-        hasher = _running_hasher(self._hash_states.pop(upload_id, None), offset, last_token)
+        hasher = running_hasher(self._hash_states.pop(upload_id, None), offset, last_token)
         written = 0
         try:
             if isinstance(chunks, DirectBody):
@@ -204,9 +205,9 @@ class FilesystemBlobStore:
             hasher = None  # the file may hold part of a block: the state is unreliable
             raise
         finally:
-            await asyncio.to_thread(_close, fd, lock_fd)
+            await asyncio.to_thread(close_upload, fd, lock_fd)
             if hasher is not None:
-                self._remember(upload_id, _HashState(offset + written, hasher, token))
+                self._remember(upload_id, HashState(offset + written, hasher, token))
         return offset + written
 
     async def commit_upload(
@@ -214,14 +215,14 @@ class FilesystemBlobStore:
     ) -> None:
         path = self._upload_path(upload_id)
         state = self._hash_states.pop(upload_id, None)
-        if last and len(last) == size and _untouched(state):
+        if last and len(last) == size and untouched(state):
             # The whole blob in one chunk, to an upload this process started and nothing
             # has written to: no staged bytes to take over, so no lock. Hash, write a
             # file of its own, publish.
             staging = path.with_name(f"{upload_id}.{uuid.uuid4().hex[:16]}")
             target = self._blob_path(digest)
             whole = await asyncio.to_thread(
-                _publish_whole, last, staging, digest, target, self._fsync
+                publish_whole, last, staging, digest, target, self._fsync
             )
             if whole != digest:
                 raise DigestMismatch(digest, whole)
@@ -231,7 +232,7 @@ class FilesystemBlobStore:
             # whole upload); while another process holds the lock, the long way round.
             try:
                 actual = await asyncio.to_thread(
-                    _write_and_commit,
+                    write_and_commit,
                     path,
                     last,
                     size - len(last),
@@ -254,7 +255,7 @@ class FilesystemBlobStore:
         lock_fd = await self._lock(path)
         try:
             actual = await asyncio.to_thread(
-                _commit_file,
+                commit_file,
                 path,
                 lock_fd,
                 digest,
@@ -272,7 +273,7 @@ class FilesystemBlobStore:
         self._hash_states.pop(upload_id, None)
         with contextlib.suppress(UploadNotFound):
             path = self._upload_path(upload_id)
-            await asyncio.to_thread(_remove_upload, path)
+            await asyncio.to_thread(remove_upload, path)
 
     async def list_staging(self) -> list[tuple[str, float]]:
         return await asyncio.to_thread(self._scan_staging)
@@ -291,19 +292,19 @@ class FilesystemBlobStore:
     async def remove_staging(self, upload_id: str) -> None:
         self._hash_states.pop(upload_id, None)
         with contextlib.suppress(UploadNotFound):
-            await asyncio.to_thread(_remove_staging, self._upload_path(upload_id))
+            await asyncio.to_thread(remove_staging, self._upload_path(upload_id))
 
     def import_dir(self) -> Path | None:
         return self._uploads
 
     async def import_file(self, path: Path, digest: Digest, size: int) -> None:
         try:
-            await asyncio.to_thread(_import_file, path, size, self._blob_path(digest), self._fsync)
+            await asyncio.to_thread(import_file, path, size, self._blob_path(digest), self._fsync)
         except BaseException:
             await asyncio.to_thread(path.unlink, missing_ok=True)
             raise
 
-    def _remember(self, upload_id: str, state: _HashState) -> None:
+    def _remember(self, upload_id: str, state: HashState) -> None:
         self._hash_states[upload_id] = state
         while len(self._hash_states) > _MAX_HASH_STATES:
             self._hash_states.popitem(last=False)
@@ -335,237 +336,6 @@ async def _drain(
     sink = FileSink(fd, hasher, limit=limit, writeback=sync)
     await body.drain_into(sink)
     return sink.written
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.lock")
-
-
-def _close_abandoned_lock(opening: asyncio.Future[tuple[int, bool]]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        os.close(opening.result()[0])
-
-
-def _open_lock(lock_path: Path) -> tuple[int, bool]:
-    """Open (creating) a lock file and try to flock it: its descriptor, and whether locked."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return fd, False
-    return fd, True
-
-
-def _release(path: Path, lock_fd: int, upload_gone: bool) -> None:
-    """Release the lock of the upload at ``path``; remove the lock file if it is gone."""
-    try:
-        if upload_gone:
-            _lock_path(path).unlink(missing_ok=True)  # maybe created just now, by us
-    finally:
-        os.close(lock_fd)
-
-
-def _close(fd: int, lock_fd: int) -> None:
-    """Close the upload file, then release its lock."""
-    try:
-        os.close(fd)
-    finally:
-        os.close(lock_fd)
-
-
-def _remove_upload(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    _lock_path(path).unlink(missing_ok=True)
-
-
-def _untouched(state: _HashState | None) -> bool:
-    """Whether ``state`` is that of an upload started here that no write has touched."""
-    return state is not None and state.offset == 0 and not state.token
-
-
-def _publish_whole(data: bytes, staging: Path, digest: Digest, target: Path, fsync: bool) -> Digest:
-    """Publish ``data`` at ``target`` through a new file at ``staging`` if it hashes to
-    ``digest``; the digest it has (nothing written when that is not ``digest``)."""
-    actual = Digest.of(data, digest.algorithm)
-    if actual != digest:
-        return actual
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            hash_and_write(fd, [data], None)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        _publish(staging, target, fsync)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    return actual
-
-
-def _remove_staging(path: Path) -> None:
-    """Remove the upload file at ``path``, its lock and any whole-blob file of it."""
-    for found in path.parent.glob(f"{path.name}.*"):
-        found.unlink(missing_ok=True)
-    path.unlink(missing_ok=True)
-
-
-def _running_hasher(state: _HashState | None, offset: int, last_token: bytes) -> Hasher | None:
-    """The hash to go on with for a write at ``offset``: the remembered one if the last
-    write was this process's and ended there, a fresh one at 0, else None (commit will
-    re-read the file)."""
-    if state is not None and state.offset == offset and state.token == last_token:
-        return state.hasher
-    return new_hasher(_STREAM_ALGORITHM) if offset == 0 else None
-
-
-def _write_and_commit(
-    path: Path,
-    last: bytes,
-    offset: int,
-    state: _HashState | None,
-    digest: Digest,
-    target: Path,
-    fsync: bool,
-) -> Digest | None:
-    """Write ``last`` at ``offset`` of the upload at ``path`` and commit it as
-    :func:`_commit_file` does, under the upload's lock: the digest the bytes have, or
-    None, having done nothing, when another process holds the lock."""
-    lock_fd, locked = _open_lock(_lock_path(path))
-    if not locked:
-        os.close(lock_fd)
-        return None
-    token = uuid.uuid4().hex.encode()
-    try:
-        fd, last_token = _open_for_write(path, lock_fd, token, offset)
-    except BaseException as e:
-        _release(path, lock_fd, isinstance(e, FileNotFoundError))
-        raise
-    hasher = _running_hasher(state, offset, last_token)
-    try:
-        hash_and_write(fd, [last], hasher)
-    except BaseException:
-        _close(fd, lock_fd)
-        raise
-    os.close(fd)
-    size = offset + len(last)
-    written = _HashState(size, hasher, token) if hasher is not None else None
-    return _commit_file(path, lock_fd, digest, size, written, target, fsync)
-
-
-def _commit_file(
-    path: Path,
-    lock_fd: int,
-    digest: Digest,
-    size: int,
-    state: _HashState | None,
-    target: Path,
-    fsync: bool,
-) -> Digest:
-    """Verify the upload at ``path`` and publish it at ``target``, or remove it.
-
-    Runs holding the upload's lock, and releases it on return: no write reaches the file
-    between the check and the publication. Returns the digest the bytes have.
-    """
-    try:
-        hasher = None
-        if (
-            state is not None
-            and state.offset == size
-            and digest.algorithm == _STREAM_ALGORITHM
-            and state.token == os.pread(lock_fd, _TOKEN_SIZE, 0)
-        ):
-            hasher = state.hasher
-        try:
-            actual = _finish_file(path, size, digest.algorithm, hasher, fsync)
-        except FileNotFoundError:
-            _lock_path(path).unlink(missing_ok=True)  # maybe created just now, by us
-            raise
-        if actual == digest:
-            _publish(path, target, fsync)
-        # Published, or mismatched and so kept nowhere: either way the upload is over.
-        _remove_upload(path)
-        return actual
-    finally:
-        os.close(lock_fd)
-
-
-async def _flock(fd: int) -> None:
-    """Lock ``fd`` exclusively, waiting on the loop while another process holds it."""
-    delay, longest = _LOCK_POLL
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, longest)
-
-
-def _open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tuple[int, bytes]:
-    """Open the upload file at ``offset`` (rewound); stamp ``token`` as the last writer.
-
-    The first write (at 0) creates the file; a later one finds it or the upload is gone.
-    Returns the descriptor and the token of the write before this one.
-    """
-    fd = os.open(path, _CREATE_AT_ZERO if offset == 0 else os.O_WRONLY, 0o644)
-    try:
-        last_token = os.pread(lock_fd, _TOKEN_SIZE, 0)
-        # Stamped before the first byte changes: should this write fail half-way, no
-        # remembered hash state matches the file any more.
-        os.pwrite(lock_fd, token, 0)
-        os.ftruncate(fd, offset)
-        os.lseek(fd, offset, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, last_token
-
-
-def _finish_file(
-    path: Path, size: int, algorithm: str, hasher: Hasher | None, fsync: bool
-) -> Digest:
-    """Truncate to ``size``, fsync, and return the digest (re-reading if no hasher).
-
-    An empty upload may have no file yet: it is created then.
-    """
-    flags = os.O_RDWR | os.O_CREAT if size == 0 else os.O_RDWR
-    with os.fdopen(os.open(path, flags, 0o644), "r+b") as f:
-        f.truncate(size)
-        if fsync:
-            os.fsync(f.fileno())
-        if hasher is None:
-            hasher = new_hasher(algorithm)
-            f.seek(0)
-            _feed(hasher, f.read)
-    return Digest(algorithm, hasher.hexdigest())
-
-
-def _feed(hasher: Hasher, read: Callable[[int], bytes]) -> None:
-    while block := read(_BLOCK):
-        hasher.update(block)
-
-
-def _publish(source: Path, target: Path, fsync: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source.replace(target)
-    if fsync:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _import_file(path: Path, size: int, target: Path, fsync: bool) -> None:
-    """Check ``path`` holds ``size`` bytes, make it durable, and move it to ``target``."""
-    with path.open("rb") as f:
-        if os.fstat(f.fileno()).st_size != size:
-            raise EOFError(f"{path} does not hold {size} bytes")
-        if fsync:
-            os.fsync(f.fileno())
-    _publish(path, target, fsync)
 
 
 def _conforms(store: FilesystemBlobStore) -> BlobStore:
