@@ -23,10 +23,14 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 ACCEPT = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
 _READ_BUFSIZE = 1 << 20
-# Bodies over 1 MiB go out as a stream of 4 MiB slices, one write and one drain each:
-# aiohttp warns about (and its transport copies) one huge bytes body.
+# Bodies over 1 MiB go out as a stream of 256 KiB slices, one write and one drain each:
+# aiohttp warns about one huge bytes body, and Python 3.11's transport copies whatever
+# of a write the kernel does not take at once into a buffer of its own. With 4 MiB
+# slices that copy cost the client about 0.5 ms per 8 MiB, and the server saw a
+# request's headers 0.8 ms after it started instead of 0.3 (a bare socket server that
+# only hashes and writes took 9.4 ms per 8 MiB chunk against 8.5 with 256 KiB slices).
 _WHOLE_BODY_MAX = 1 << 20
-_WRITE_SLICE = 4 << 20
+_WRITE_SLICE = 256 << 10
 
 
 class BenchError(RuntimeError):

@@ -38,6 +38,7 @@ EXPORTS: dict[str, list[str]] = {
         "BlobEnumerator",
         "BlobNotFound",
         "BlobStore",
+        "BodySink",
         "DigestMismatch",
         "DirectBody",
         "FilesystemBlobStore",

@@ -8,13 +8,19 @@ import hashlib
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from dockyard.oci import Digest
-from dockyard.storage import FilesystemBlobStore, SizeLimitExceeded, hashwrite
+from dockyard.storage import (
+    BodySink,
+    FilesystemBlobStore,
+    SizeLimitExceeded,
+    UploadNotFound,
+    hashwrite,
+)
 
 
 async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -132,27 +138,35 @@ async def test_commit_with_the_last_chunk_waits_for_another_process_holding_the_
 
 
 class _Drained:
-    """A :class:`~dockyard.storage.DirectBody` as a test sees it: pieces handed to the
-    sink from a worker thread, in one reused buffer; iterating it is a failure."""
+    """A :class:`~dockyard.storage.DirectBody` as a test sees it: the sink begun, handed
+    pieces and ended from a worker thread, in one reused buffer; iterating it is a
+    failure."""
 
     def __init__(self, data: bytes, piece: int = 1 << 20) -> None:
         self.data = data
         self.piece = piece
+        self.handed = 0
+        self.drains = 0
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         raise AssertionError("a store writing local files should drain the body")
 
-    async def drain_into(self, sink: Callable[[memoryview], None]) -> int:
-        def pump() -> None:
+    async def drain_into(self, sink: BodySink) -> int | None:
+        def pump() -> int | None:
+            if not sink.begin():
+                return None
             buffer = bytearray(self.piece)
             for start in range(0, len(self.data), self.piece):
                 part = self.data[start : start + self.piece]
                 buffer[: len(part)] = part
                 sink(memoryview(buffer)[: len(part)])
+                self.handed += len(part)
                 buffer[:] = bytes(len(buffer))  # reused: the sink kept no reference
+            sink.end()
+            return len(self.data)
 
-        await asyncio.to_thread(pump)
-        return len(self.data)
+        self.drains += 1
+        return await asyncio.to_thread(pump)
 
 
 async def test_a_direct_body_is_drained_and_the_hash_carries_on(
@@ -180,6 +194,44 @@ async def test_a_direct_body_over_the_limit_is_refused(store: FilesystemBlobStor
     data = b"fresh"
     assert await store.write_upload(upload_id, 0, chunks([data])) == len(data)
     await store.commit_upload(upload_id, Digest.of(data), len(data))
+
+
+async def test_a_direct_body_waits_for_another_process_holding_the_lock(
+    store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    """Nothing is read off the connection until the lock is free, and the wait is the
+    event loop's, not a thread's."""
+    head, tail = b"h" * 100, random.Random(7).randbytes(3 << 20)
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    assert await store.write_upload(upload_id, 0, chunks([head])) == len(head)
+    lock_fd = await asyncio.to_thread(
+        os.open, tmp_path / "uploads" / f"{upload_id}.lock", os.O_RDWR
+    )
+    await asyncio.to_thread(fcntl.flock, lock_fd, fcntl.LOCK_EX)
+    body = _Drained(tail)
+    write = asyncio.ensure_future(store.write_upload(upload_id, len(head), body))
+    await asyncio.sleep(0.2)
+    assert not write.done(), "the write waits for the lock"
+    assert (body.drains, body.handed) == (1, 0)
+    await asyncio.to_thread(os.close, lock_fd)
+    assert await asyncio.wait_for(write, 10) == len(head) + len(tail)
+    assert (body.drains, body.handed) == (2, len(tail))
+    await store.commit_upload(upload_id, Digest.of(head + tail), len(head) + len(tail))
+    assert await store.stat(Digest.of(head + tail)) == len(head) + len(tail)
+
+
+async def test_a_direct_body_to_a_vanished_upload_reads_nothing(
+    store: FilesystemBlobStore,
+) -> None:
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    assert await store.write_upload(upload_id, 0, chunks([b"abc"])) == 3
+    await store.abort_upload(upload_id)
+    body = _Drained(bytes(2 << 20))
+    with pytest.raises(UploadNotFound):
+        await store.write_upload(upload_id, 3, body)
+    assert body.handed == 0
 
 
 @pytest.mark.parametrize("fsync", [True, False])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -171,6 +171,26 @@ async def _file_blocks(path: Path, block: int = 8 << 20) -> AsyncIterator[bytes]
             yield data
 
 
+class BodySink(Protocol):
+    """What a :class:`DirectBody` hands its bytes to; every call is made in the body's
+    reading thread, so a store opens, writes and closes its file without a trip of its
+    own to a thread."""
+
+    def begin(self) -> bool:
+        """Before the first byte is read: whether the sink can take bytes now. If not,
+        :meth:`DirectBody.drain_into` returns None having read nothing, and may be
+        called again with the same sink once it can."""
+        ...
+
+    def __call__(self, piece: memoryview) -> None:
+        """Take the next piece. Its buffer is reused on return: copy what is kept."""
+        ...
+
+    def end(self) -> None:
+        """After the last piece, when the whole body was handed over."""
+        ...
+
+
 @runtime_checkable
 class DirectBody(Protocol):
     """A request body a store writing local files may read straight off the connection,
@@ -182,11 +202,10 @@ class DirectBody(Protocol):
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
-    async def drain_into(self, sink: Callable[[memoryview], None]) -> int:
+    async def drain_into(self, sink: BodySink) -> int | None:
         """Read the whole body, handing each piece to ``sink`` in a worker thread; the
-        number of bytes read.
+        number of bytes read, or None when ``sink.begin()`` said not yet.
 
-        A piece's buffer is reused once ``sink`` returns: the sink copies what it keeps.
         Raises what ``sink`` raises, or :class:`ConnectionError` when the client goes
         away mid-body. Never returns (nor raises, even when cancelled) while ``sink``
         may still be running.

@@ -52,11 +52,13 @@ from dockyard.storage.base import (
     UploadNotFound,
     once,
 )
-from dockyard.storage.hashwrite import BlockWriter, FileSink
+from dockyard.storage.hashwrite import BlockWriter
 from dockyard.storage.staging import (
     STREAM_ALGORITHM,
     HashState,
+    UploadSink,
     close_abandoned_lock,
+    close_abandoned_write,
     close_upload,
     commit_file,
     import_file,
@@ -68,6 +70,7 @@ from dockyard.storage.staging import (
     remove_staging,
     remove_upload,
     running_hasher,
+    try_open_for_write,
     untouched,
     wait_for_lock,
     write_and_commit,
@@ -124,6 +127,32 @@ class FilesystemBlobStore:
                 await asyncio.to_thread(os.close, lock_fd)
                 raise
         return lock_fd
+
+    async def _open_for_write(
+        self, path: Path, token: bytes, offset: int
+    ) -> tuple[int, int, bytes]:
+        """Lock the upload at ``path`` and open it at ``offset`` (see open_for_write): the
+        lock's descriptor, the file's, and the last writer's token. One trip to a thread
+        when no other process holds the lock."""
+        opening = asyncio.ensure_future(asyncio.to_thread(try_open_for_write, path, token, offset))
+        try:
+            lock_fd, opened, last_token = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(close_abandoned_write)  # as in _lock
+            raise
+        if opened is not None:
+            return lock_fd, opened, last_token
+        try:
+            await wait_for_lock(lock_fd)
+        except BaseException:
+            await asyncio.to_thread(os.close, lock_fd)
+            raise
+        try:
+            fd, last_token = await asyncio.to_thread(open_for_write, path, lock_fd, token, offset)
+        except BaseException as e:
+            await asyncio.to_thread(release, path, lock_fd, isinstance(e, FileNotFoundError))
+            raise
+        return lock_fd, fd, last_token
 
     async def stat(self, digest: Digest) -> int:
         try:
@@ -186,29 +215,61 @@ class FilesystemBlobStore:
     ) -> int:
         path = self._upload_path(upload_id)
         token = uuid.uuid4().hex.encode()
-        lock_fd = await self._lock(path)
-        try:
-            fd, last_token = await asyncio.to_thread(open_for_write, path, lock_fd, token, offset)
-        except BaseException as e:
-            await asyncio.to_thread(release, path, lock_fd, isinstance(e, FileNotFoundError))
-            if isinstance(e, FileNotFoundError):
-                raise UploadNotFound(upload_id) from None
-            raise
-        hasher = running_hasher(self._hash_states.pop(upload_id, None), offset, last_token)
-        written = 0
+        state = self._hash_states.pop(upload_id, None)
         try:
             if isinstance(chunks, DirectBody):
-                written = await _drain(chunks, fd, hasher, limit, self._fsync)
+                hasher, written = await self._drain(chunks, path, token, offset, state, limit)
             else:
-                written = await _write_blocks(chunks, fd, hasher, limit, self._fsync)
-        except BaseException:
-            hasher = None  # the file may hold part of a block: the state is unreliable
-            raise
+                hasher, written = await self._write_stream(
+                    chunks, path, token, offset, state, limit
+                )
+        except FileNotFoundError:
+            raise UploadNotFound(upload_id) from None
+        if hasher is not None:
+            self._remember(upload_id, HashState(offset + written, hasher, token))
+        return offset + written
+
+    async def _write_stream(
+        self,
+        chunks: AsyncIterable[bytes],
+        path: Path,
+        token: bytes,
+        offset: int,
+        state: HashState | None,
+        limit: int | None,
+    ) -> tuple[Hasher | None, int]:
+        """Append chunks as they come: gathered into blocks hashed and written by worker
+        threads. The running hash (None if unreliable) and the bytes written."""
+        lock_fd, fd, last_token = await self._open_for_write(path, token, offset)
+        try:
+            hasher = running_hasher(state, offset, last_token)
+            return hasher, await _write_blocks(chunks, fd, hasher, limit, self._fsync)
         finally:
             await asyncio.to_thread(close_upload, fd, lock_fd)
-            if hasher is not None:
-                self._remember(upload_id, HashState(offset + written, hasher, token))
-        return offset + written
+
+    async def _drain(
+        self,
+        body: DirectBody,
+        path: Path,
+        token: bytes,
+        offset: int,
+        state: HashState | None,
+        limit: int | None,
+    ) -> tuple[Hasher | None, int]:
+        """Append a body read straight off its connection: opened, received, hashed,
+        written and closed by one thread, each piece while it is in that core's cache."""
+        sink = UploadSink(path, token, offset, state, limit=limit, writeback=self._fsync)
+        try:
+            if await body.drain_into(sink) is None:
+                # Another process holds the upload's lock: wait for it here, not in a
+                # thread, then drain again (nothing was read yet).
+                assert sink.lock_fd is not None
+                await wait_for_lock(sink.lock_fd)
+                await body.drain_into(sink)
+        finally:
+            if sink.open:
+                await asyncio.to_thread(sink.close)
+        return sink.hasher, sink.written
 
     async def commit_upload(
         self, upload_id: str, digest: Digest, size: int, last: bytes = b""
@@ -326,16 +387,6 @@ async def _write_blocks(
     finally:
         await writer.settle()
     return written
-
-
-async def _drain(
-    body: DirectBody, fd: int, hasher: Hasher | None, limit: int | None, sync: bool
-) -> int:
-    """Append a body read straight off its connection: received, hashed and written by
-    one thread, each piece while it is in that core's cache."""
-    sink = FileSink(fd, hasher, limit=limit, writeback=sync)
-    await body.drain_into(sink)
-    return sink.written
 
 
 def _conforms(store: FilesystemBlobStore) -> BlobStore:

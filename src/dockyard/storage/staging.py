@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
-from dockyard.storage.hashwrite import hash_and_write
+from dockyard.storage.hashwrite import FileSink, hash_and_write
 
 # An upload's file is re-read in blocks this large when it must be hashed at commit.
 _BLOCK = 4 << 20
@@ -50,6 +50,14 @@ def close_abandoned_lock(opening: asyncio.Future[tuple[int, bool]]) -> None:
         os.close(opening.result()[0])
 
 
+def close_abandoned_write(opening: asyncio.Future[tuple[int, int | None, bytes]]) -> None:
+    """Done-callback of a :func:`try_open_for_write` whose caller went away: close what
+    it opened."""
+    if not opening.cancelled() and opening.exception() is None:
+        lock_fd, fd, _ = opening.result()
+        close_upload(fd, lock_fd)
+
+
 def open_lock(path: Path) -> tuple[int, bool]:
     """Open (creating) the lock file ``path`` and try to flock it: its descriptor, and
     whether it is locked."""
@@ -70,10 +78,11 @@ def release(path: Path, lock_fd: int, upload_gone: bool) -> None:
         os.close(lock_fd)
 
 
-def close_upload(fd: int, lock_fd: int) -> None:
-    """Close the upload file, then release its lock."""
+def close_upload(fd: int | None, lock_fd: int) -> None:
+    """Close the upload file (if open), then release its lock."""
     try:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     finally:
         os.close(lock_fd)
 
@@ -226,6 +235,93 @@ def open_for_write(path: Path, lock_fd: int, token: bytes, offset: int) -> tuple
         os.close(fd)
         raise
     return fd, last_token
+
+
+def try_open_for_write(path: Path, token: bytes, offset: int) -> tuple[int, int | None, bytes]:
+    """Lock the upload at ``path`` and open it as :func:`open_for_write` does, in one trip
+    to a thread: the lock's descriptor, the file's and the last writer's token; the file's
+    is None (and the lock not held) while another process holds the lock."""
+    lock_fd, locked = open_lock(lock_path(path))
+    if not locked:
+        return lock_fd, None, b""
+    try:
+        fd, last_token = open_for_write(path, lock_fd, token, offset)
+    except BaseException as e:
+        release(path, lock_fd, isinstance(e, FileNotFoundError))
+        raise
+    return lock_fd, fd, last_token
+
+
+class UploadSink:
+    """Where a :class:`~dockyard.storage.base.DirectBody` appends to the upload at
+    ``path``, every step in the body's reading thread (a :class:`BodySink`): lock and
+    open at ``offset`` before the first byte (:meth:`begin`), hash and write each piece,
+    close after the last (:meth:`end`). No trip to a thread of its own on the way.
+
+    :meth:`begin` does not wait for a lock another process holds: it says not yet, and
+    the store waits on the event loop (:func:`wait_for_lock` on ``lock_fd``) before
+    draining again. :meth:`close` closes whatever is still open, after a failure.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        token: bytes,
+        offset: int,
+        state: HashState | None,
+        *,
+        limit: int | None,
+        writeback: bool,
+    ) -> None:
+        self._path = path
+        self._token = token
+        self._offset = offset
+        self._state = state
+        self._limit = limit
+        self._writeback = writeback
+        self.lock_fd: int | None = None
+        self._fd: int | None = None
+        self._file: FileSink | None = None
+        self.hasher: Hasher | None = None
+
+    @property
+    def written(self) -> int:
+        return self._file.written if self._file is not None else 0
+
+    @property
+    def open(self) -> bool:
+        return self.lock_fd is not None
+
+    def begin(self) -> bool:
+        if self._file is not None:
+            return True
+        if self.lock_fd is None:
+            self.lock_fd, locked = open_lock(lock_path(self._path))
+            if not locked:
+                return False
+        try:
+            fd, last_token = open_for_write(self._path, self.lock_fd, self._token, self._offset)
+        except BaseException as e:
+            lock_fd, self.lock_fd = self.lock_fd, None
+            release(self._path, lock_fd, isinstance(e, FileNotFoundError))
+            raise
+        self._fd = fd
+        self.hasher = running_hasher(self._state, self._offset, last_token)
+        self._file = FileSink(fd, self.hasher, limit=self._limit, writeback=self._writeback)
+        return True
+
+    def __call__(self, piece: memoryview) -> None:
+        assert self._file is not None, "begin() first"
+        self._file(piece)
+
+    def end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file and release the lock, if open."""
+        if self.lock_fd is not None:
+            fd, lock_fd, self._fd, self.lock_fd = self._fd, self.lock_fd, None, None
+            close_upload(fd, lock_fd)
 
 
 def _finish_file(
