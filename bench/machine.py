@@ -57,6 +57,17 @@ def _make_file(path: Path, size: int) -> None:
             f.write(block)
 
 
+def settle_disk() -> None:
+    """Write out every dirty page on the machine (``sync``) and wait for it.
+
+    Distribution does not fsync what it receives, so a push to it leaves up to the whole
+    blob dirty in the page cache; the kernel writes that out some 5 to 30 seconds later,
+    in the middle of whatever phase then runs, on one of the two cores. A writing phase
+    starts from a clean page cache instead, whichever registry wrote before it.
+    """
+    os.sync()
+
+
 def prime_page_cache(directory: Path, size: int) -> None:
     """Write ``size`` bytes to a scratch file in ``directory``, then delete it.
 

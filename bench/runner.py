@@ -54,9 +54,11 @@ class _Run:
         await asyncio.to_thread(self.idle.wait_quiet, what, p.idle_window, p.idle_patience)
 
     async def prime(self, size: int) -> None:
-        """Free just-used memory for a push of ``size`` bytes: four times as much for
-        a blob-sized push (less left the allocator handing out cold pages in some rounds
-        here), a quarter more for the 2 GiB stream."""
+        """Before a push of ``size`` bytes: write out what earlier phases left dirty
+        (:func:`machine.settle_disk`), then free just-used memory for the push: four
+        times as much for a blob-sized push (less left the allocator handing out cold
+        pages in some rounds here), a quarter more for the 2 GiB stream."""
+        await asyncio.to_thread(machine.settle_disk)
         amount = 4 * size if size <= self.profile.blob_size else size + size // 4
         await asyncio.to_thread(machine.prime_page_cache, self.workdir, amount)
 
