@@ -57,8 +57,10 @@ _THREAD_WAIT = 0.02
 # connection is closed instead (aiohttp's lingering time for a body a handler left).
 _LINGER = 10.0
 
-# Set when a body is taken off the socket; True until the connection can carry on.
+# Set once a body is taken off the socket (counted by the metrics).
 _TAKEN = web.RequestKey("socket_body_taken", bool)
+# True while a body taken off the socket has left aiohttp's parser mid-body: the
+# answer then closes the connection.
 _UNREAD = web.RequestKey("socket_body_unread", bool)
 
 
