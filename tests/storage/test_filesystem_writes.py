@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import random
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -247,17 +248,53 @@ def test_a_file_sink_hashes_writes_and_starts_writeback_every_few_mib(
     monkeypatch.setattr(hashwrite, "_SYNC_FILE_RANGE", recording)
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:1000]))  # short
-    data = random.Random(6).randbytes((9 << 20) + 1)
+    monkeypatch.setattr(hashwrite, "_WRITEBACK_EVERY", 4 << 20)
+    data = random.Random(6).randbytes(8 << 20)
     hasher = hashlib.sha256()
     path = tmp_path / "sink"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         sink = hashwrite.FileSink(fd, hasher, limit=None, writeback=fsync)
+        flushed_before = []
         for start in range(0, len(data), 1 << 20):
             sink(memoryview(data)[start : start + (1 << 20)])
+            flushed_before.append(len(calls))
+        assert sink.unflushed is fsync  # the last 4 MiB: the caller's to flush
     finally:
         os.close(fd)
     assert sink.written == len(data)
     assert path.read_bytes() == data
     assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert calls == ([fd, fd] if fsync else [])  # after 4 and 8 MiB
+    # Started before the fifth MiB, not after the eighth (the end of the body).
+    assert calls == ([fd] if fsync else [])
+    assert flushed_before == ([0, 0, 0, 0, 1, 1, 1, 1] if fsync else [0] * 8)
+
+
+async def test_a_drained_bodys_last_bytes_are_flushed_after_the_drain(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writeback of a body's tail starts in a thread of its own once the drain has
+    returned (the answer is not kept waiting for it), and its file is then closed."""
+    calls: list[int] = []
+    started = threading.Event()
+
+    def recording(fd: int, *_: int) -> int:
+        calls.append(fd)
+        os.fstat(fd)  # still open
+        started.set()
+        return 0
+
+    monkeypatch.setattr(hashwrite, "_SYNC_FILE_RANGE", recording)
+    monkeypatch.setattr(hashwrite, "_WRITEBACK_EVERY", 2 << 20)
+    upload_id = uuid.uuid4().hex
+    await store.start_upload(upload_id)
+    data = random.Random(8).randbytes((3 << 20) + 17)
+    assert await store.write_upload(upload_id, 0, _Drained(data)) == len(data)
+    assert await asyncio.to_thread(started.wait, 10)
+    for _ in range(100):
+        if len(calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(calls) == 2  # after 2 MiB, in the drain; the tail, after it
+    await store.commit_upload(upload_id, Digest.of(data), len(data))
+    assert await store.stat(Digest.of(data)) == len(data)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections import OrderedDict
@@ -75,6 +76,8 @@ from dockyard.storage.staging import (
     wait_for_lock,
     write_and_commit,
 )
+
+log = logging.getLogger("dockyard.storage")
 
 # Bytes gathered from the network before one trip to a worker thread to hash and write
 # them: large enough that the thread hop is noise, small enough to keep RSS flat. While
@@ -269,6 +272,10 @@ class FilesystemBlobStore:
         finally:
             if sink.open:
                 await asyncio.to_thread(sink.close)
+            if sink.tail:
+                # Not awaited: the answer goes out while a thread starts the writeback.
+                flushing = asyncio.get_running_loop().run_in_executor(None, sink.flush_tail)
+                flushing.add_done_callback(_flushed)
         return sink.hasher, sink.written
 
     async def commit_upload(
@@ -387,6 +394,12 @@ async def _write_blocks(
     finally:
         await writer.settle()
     return written
+
+
+def _flushed(flushing: asyncio.Future[None]) -> None:
+    """Done-callback of a tail's writeback: its failure only delays the closing fsync."""
+    if not flushing.cancelled() and flushing.exception() is not None:
+        log.warning("writeback of an upload's last bytes failed: %s", flushing.exception())
 
 
 def _conforms(store: FilesystemBlobStore) -> BlobStore:

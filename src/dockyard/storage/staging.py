@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
-from dockyard.storage.hashwrite import FileSink, hash_and_write
+from dockyard.storage.hashwrite import FileSink, hash_and_write, start_writeback
 
 # An upload's file is re-read in blocks this large when it must be hashed at commit.
 _BLOCK = 4 << 20
@@ -281,6 +281,7 @@ class UploadSink:
         self._writeback = writeback
         self.lock_fd: int | None = None
         self._fd: int | None = None
+        self._tail: int | None = None
         self._file: FileSink | None = None
         self.hasher: Hasher | None = None
 
@@ -315,7 +316,31 @@ class UploadSink:
         self._file(piece)
 
     def end(self) -> None:
+        """Release the lock. The file is closed too, unless its last bytes still wait
+        for writeback: that is :meth:`flush_tail`'s, once the client has its answer."""
+        if self._file is not None and self._file.unflushed:
+            self._tail, self._fd = self._fd, None
         self.close()
+
+    @property
+    def tail(self) -> bool:
+        """Whether :meth:`flush_tail` has a file to flush and close."""
+        return self._tail is not None
+
+    def flush_tail(self) -> None:
+        """Start writeback of what :meth:`end` left unflushed, and close the file.
+
+        Run in a worker thread after the answer went out, while the client sends its
+        next chunk: at the end of a body the writeback would otherwise delay the answer.
+        Nothing is written through this descriptor any more, and the lock is released:
+        another write or the commit may run meanwhile, on a descriptor of its own.
+        """
+        tail, self._tail = self._tail, None
+        if tail is not None:
+            try:
+                start_writeback(tail)
+            finally:
+                os.close(tail)
 
     def close(self) -> None:
         """Close the file and release the lock, if open."""
