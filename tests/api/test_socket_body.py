@@ -311,6 +311,19 @@ def _serve_drain(
     return app
 
 
+async def _big_put_then_get(app: web.Application) -> tuple[bytes, bytes]:
+    """``PUT /`` with ``BIG`` and a ``GET /`` pipelined behind it, on one connection:
+    both answers."""
+    async with TestClient(TestServer(app)) as client:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(_request("PUT", "/", client.host, BIG) + _request("GET", "/", client.host))
+        try:
+            return await _answer(reader), await _answer(reader)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
 def _drain_of(request: web.Request) -> Callable[[_Sink], Awaitable[int | None]]:
     body = body_chunks(request)
     drain = getattr(body, "drain_into", None)
@@ -357,14 +370,7 @@ async def test_a_failing_sink_gets_its_answer_to_the_client() -> None:
             return web.Response(status=507, text=str(e))
         raise AssertionError("the sink's error should propagate")
 
-    async with TestClient(TestServer(_serve_drain(handler))) as client:
-        reader, writer = await asyncio.open_connection(client.host, client.port)
-        writer.write(_request("PUT", "/", client.host, BIG) + _request("GET", "/", client.host))
-        try:
-            answer, following = await _answer(reader), await _answer(reader)
-        finally:
-            writer.close()
-            await writer.wait_closed()
+    answer, following = await _big_put_then_get(_serve_drain(handler))
     assert _status(answer) == 507
     assert b"disk full" in answer
     assert not _closes(answer)
@@ -386,14 +392,7 @@ async def test_a_sink_not_ready_is_drained_again_from_the_start() -> None:
         results.append(await drain(sink))
         return web.Response(text="drained")
 
-    async with TestClient(TestServer(_serve_drain(handler))) as client:
-        reader, writer = await asyncio.open_connection(client.host, client.port)
-        writer.write(_request("PUT", "/", client.host, BIG) + _request("GET", "/", client.host))
-        try:
-            put, following = await _answer(reader), await _answer(reader)
-        finally:
-            writer.close()
-            await writer.wait_closed()
+    put, following = await _big_put_then_get(_serve_drain(handler))
     assert results == [None, len(BIG)]
     assert bytes(sink.data) == BIG
     assert sink.ended
