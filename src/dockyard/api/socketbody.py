@@ -188,6 +188,7 @@ class SocketBody:
                 _BUFFERS.append(buffer)
         if outcome is _Outcome.NOT_READY:
             return None
+        assert outcome is _Outcome.DONE  # STOPPED only ever follows a cancellation
         self._carry_on()
         return self._length
 

@@ -64,10 +64,9 @@ from dockyard.storage.staging import (
     commit_file,
     import_file,
     lock_path,
-    open_for_write,
+    open_holding_lock,
     open_lock,
     publish_whole,
-    release,
     remove_staging,
     remove_upload,
     running_hasher,
@@ -150,11 +149,7 @@ class FilesystemBlobStore:
         except BaseException:
             await asyncio.to_thread(os.close, lock_fd)
             raise
-        try:
-            fd, last_token = await asyncio.to_thread(open_for_write, path, lock_fd, token, offset)
-        except BaseException as e:
-            await asyncio.to_thread(release, path, lock_fd, isinstance(e, FileNotFoundError))
-            raise
+        fd, last_token = await asyncio.to_thread(open_holding_lock, path, lock_fd, token, offset)
         return lock_fd, fd, last_token
 
     async def stat(self, digest: Digest) -> int:

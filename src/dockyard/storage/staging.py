@@ -244,12 +244,17 @@ def try_open_for_write(path: Path, token: bytes, offset: int) -> tuple[int, int 
     lock_fd, locked = open_lock(lock_path(path))
     if not locked:
         return lock_fd, None, b""
+    return lock_fd, *open_holding_lock(path, lock_fd, token, offset)
+
+
+def open_holding_lock(path: Path, lock_fd: int, token: bytes, offset: int) -> tuple[int, bytes]:
+    """:func:`open_for_write` with the upload's lock held on ``lock_fd``; released (and
+    ``lock_fd`` closed) if that fails."""
     try:
-        fd, last_token = open_for_write(path, lock_fd, token, offset)
+        return open_for_write(path, lock_fd, token, offset)
     except BaseException as e:
         release(path, lock_fd, isinstance(e, FileNotFoundError))
         raise
-    return lock_fd, fd, last_token
 
 
 class UploadSink:
@@ -297,15 +302,14 @@ class UploadSink:
         if self._file is not None:
             return True
         if self.lock_fd is None:
-            self.lock_fd, locked = open_lock(lock_path(self._path))
-            if not locked:
+            lock_fd, fd, last_token = try_open_for_write(self._path, self._token, self._offset)
+            self.lock_fd = lock_fd
+            if fd is None:
                 return False
-        try:
-            fd, last_token = open_for_write(self._path, self.lock_fd, self._token, self._offset)
-        except BaseException as e:
-            lock_fd, self.lock_fd = self.lock_fd, None
-            release(self._path, lock_fd, isinstance(e, FileNotFoundError))
-            raise
+        else:  # the store waited for the lock
+            lock_fd, self.lock_fd = self.lock_fd, None  # released if the open fails
+            fd, last_token = open_holding_lock(self._path, lock_fd, self._token, self._offset)
+            self.lock_fd = lock_fd
         self._fd = fd
         self.hasher = running_hasher(self._state, self._offset, last_token)
         self._file = FileSink(fd, self.hasher, limit=self._limit, writeback=self._writeback)
