@@ -2,9 +2,9 @@
 
 Each test gets a fresh, empty database per backend. ``sqlite`` is opened as the server
 opens it (with the SQLite point-read path); ``sqlite-engine`` skips that path, so the
-plain SQLAlchemy queries that PostgreSQL will run are exercised too. To add PostgreSQL,
-add ``"postgresql"`` to ``BACKENDS`` and a branch in :func:`metadata_backend` that yields
-the URL of a fresh database on a throw-away cluster.
+plain SQLAlchemy queries that PostgreSQL runs are exercised on SQLite too;
+``postgresql`` is a fresh database on the session's throw-away cluster. A test for one
+backend only parametrizes ``metadata_backend`` indirectly with that name.
 """
 
 from __future__ import annotations

@@ -142,10 +142,12 @@ class GraphStore:
                 return False
             # Lock the manifest first; the checks below are new statements, so on
             # PostgreSQL they see an index (or tag) committed by a PUT that held it.
+            # SKIP LOCKED: a manifest an index PUT holds is in use; retention never
+            # waits for a row (see lifecycle.py), it tries again on its next run.
             locked = await conn.execute(
                 select(m.c.id)
                 .where(m.c.repository_id == repo_id, m.c.digest == digest)
-                .with_for_update()
+                .with_for_update(skip_locked=True)
             )
             if locked.first() is None:
                 return False

@@ -15,7 +15,9 @@ timing alone:
 
 SQLite serialises these write transactions (``BEGIN IMMEDIATE``). On PostgreSQL the same
 code takes row locks (``FOR UPDATE``/``FOR SHARE``) and a transaction-scoped advisory lock
-per digest, since a digest being re-created has no row to lock yet.
+per digest, since a digest being re-created has no row to lock yet. The sweep locks its
+rows ``SKIP LOCKED``: a link a push holds is in use, so it is left for the next run, and
+the sweep never waits in a cycle with a push.
 """
 
 from __future__ import annotations
@@ -296,8 +298,18 @@ class LifecycleStore:
                 return []
             pair = tuple_(_rb.c.repository_id, _rb.c.digest)
             # Lock first; the re-check below is a new statement, so on PostgreSQL it sees
-            # every manifest committed by a PUT that held these links FOR SHARE.
-            await conn.execute(select(_rb.c.digest).where(pair.in_(keys)).with_for_update())
+            # every manifest committed by a PUT that held these links FOR SHARE. SKIP
+            # LOCKED: a link a PUT (or another sweep) holds is in use and left for the
+            # next run. The sweep never waits for a row, so it cannot close a deadlock
+            # cycle with PUTs, which lock their links in no particular order.
+            locked = await conn.execute(
+                select(_rb.c.repository_id, _rb.c.digest)
+                .where(pair.in_(keys))
+                .with_for_update(skip_locked=True)
+            )
+            keys = [(r[0], r[1]) for r in locked.all()]
+            if not keys:
+                return []
             gone = await conn.execute(
                 delete(_rb)
                 .where(pair.in_(keys), _rb.c.created_at < cutoff, ~_referenced_here())

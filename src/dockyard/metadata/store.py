@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from dockyard.metadata import postgres
@@ -155,11 +156,19 @@ class MetadataStore:
 
     async def _transact(self, body: Callable[[Connection], T], *, on_loop: bool = True) -> T:
         """``body(connection)`` in one write transaction (see the module docstring);
-        ``on_loop=False`` for a body that waits for the event loop."""
+        ``on_loop=False`` for a body that waits for the event loop. On PostgreSQL a body
+        rolled back by a deadlock runs again (:func:`postgres.worth_retrying`)."""
         if self._writer is not None:
             return await self._writer.run(body, on_loop=on_loop)
-        async with self._write() as conn:
-            return await conn.run_sync(body)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._write() as conn:
+                    return await conn.run_sync(body)
+            except DBAPIError as e:
+                if not postgres.worth_retrying(e, attempt):
+                    raise
 
     def _insert(self, table: Any) -> sqlite.Insert | postgresql.Insert:
         if self._dialect == "postgresql":
@@ -282,7 +291,8 @@ class MetadataStore:
         (the cache stores a manifest before the blobs it fetches on demand). Tag moves
         are recorded with ``reason``. Returns the tag moves it made.
         """
-        tags = list(tags)
+        # In one order: two PUTs moving the same tags lock their rows in the same order.
+        tags = sorted(set(tags))
 
         def put(conn: Connection) -> list[TagChange]:
             repo_id = self._ensure_repository(conn, repository)
