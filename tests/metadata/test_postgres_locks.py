@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, delete, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +32,7 @@ from dockyard.metadata.graph import GraphStore
 from dockyard.metadata.lifecycle import BlobLink, LifecycleStore
 from dockyard.metadata.postgres import ATTEMPTS, worth_retrying
 from dockyard.metadata.sqlite_writes import wait
+from tests.helpers import eventually
 from tests.metadata.test_store import digest_of, new_manifest
 
 on_postgresql = pytest.mark.parametrize("metadata_backend", ["postgresql"], indirect=True)
@@ -100,6 +102,47 @@ async def test_retention_skips_a_manifest_an_index_put_holds(
     assert await meta.get_manifest("app", child.digest, by_digest=True) is not None
     assert await graph.delete_untagged_manifest("app", child.digest, frozenset()) is True
     assert await meta.get_manifest("app", child.digest, by_digest=True) is None
+
+
+async def _until_a_transaction_waits_for_a_lock(
+    engine: AsyncEngine, or_done: asyncio.Task[Any]
+) -> None:
+    """Until some session waits for a lock, or ``or_done`` finished without waiting."""
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    async with engine.connect() as conn:
+
+        async def check() -> bool:
+            return or_done.done() or bool((await conn.execute(waiting)).scalar())
+
+        await eventually(check, "the push to wait for retention's lock", PATIENCE)
+
+
+@on_postgresql
+async def test_a_push_of_a_manifest_retention_is_deleting_stores_it_again(
+    meta: MetadataStore, engine: AsyncEngine
+) -> None:
+    """An untagged manifest, pushed again with a tag just as retention deletes it: the
+    push waits for retention, then stores the manifest afresh under its tag."""
+    layer = digest_of("layer")
+    await meta.link_blob("app", layer, 10)
+    image = new_manifest("v1", blobs=(layer,))
+    await meta.put_manifest("app", image, [])
+    m = s.manifests
+    this = (m.c.digest == image.digest,)
+    async with engine.connect() as retention, retention.begin():
+        # Retention half-way: the manifest locked, and found untagged.
+        await retention.execute(select(m.c.id).where(*this).with_for_update(skip_locked=True))
+        push = asyncio.create_task(meta.put_manifest("app", image, ["v1"]))
+        await _until_a_transaction_waits_for_a_lock(engine, push)
+        await retention.execute(delete(m).where(*this))
+    await asyncio.wait_for(push, PATIENCE)
+    stored = await meta.get_manifest("app", "v1", by_digest=False)
+    assert stored is not None
+    assert stored.digest == image.digest
+    assert stored.content == image.content
+    # Stored afresh with its references: the sweep keeps the layer.
+    life = LifecycleStore(meta)
+    assert await life.drop_stale_links(datetime.now(UTC) + timedelta(seconds=1)) == []
 
 
 @on_postgresql

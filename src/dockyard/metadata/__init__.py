@@ -1,6 +1,7 @@
 """Metadata: repositories, blob links, manifests, tags and their history, uploads."""
 
 from dockyard.metadata.cache import CachePulls
+from dockyard.metadata.engine import create_engine
 from dockyard.metadata.migrate import (
     SchemaMismatch,
     check,
@@ -17,7 +18,7 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 from dockyard.metadata.robots import RobotRecord, RobotRules, RobotStore
-from dockyard.metadata.store import MetadataError, MetadataStore, MissingReferences, create_engine
+from dockyard.metadata.store import MetadataError, MetadataStore, MissingReferences
 
 __all__ = [
     "CachePulls",

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, select
 
 from dockyard.metadata import schema as s
+from dockyard.metadata import tag_moves
 from dockyard.metadata.records import TagChange
 from dockyard.metadata.store import MetadataStore, _utc
 
@@ -126,7 +127,7 @@ class GraphStore:
             ).scalar_one_or_none()
             if current != digest:
                 return None
-            return await conn.run_sync(self._meta._remove_tag, repo_id, repository, tag, reason)
+            return await conn.run_sync(tag_moves.remove_tag, repo_id, repository, tag, reason)
 
     async def delete_untagged_manifest(
         self, repository: str, digest: str, protected: frozenset[str]

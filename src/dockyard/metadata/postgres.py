@@ -8,7 +8,7 @@ concurrent tag move waits for the other one and records the digest it really rep
 Row locks taken in different orders can still close a cycle (a manifest DELETE and an
 index PUT moving the same tag, say); PostgreSQL then rolls one transaction back with
 ``deadlock_detected``. A write transaction is a function of its connection
-(:meth:`MetadataStore._transact`), so it is simply run again: :func:`worth_retrying`.
+(:meth:`Database._transact`), so it is simply run again: :func:`worth_retrying`.
 GC's sweeps never wait for a row (``SKIP LOCKED``) and so never take part.
 """
 

@@ -96,6 +96,13 @@ STORED_MANIFESTS = (
     .with_for_update(read=True)
 )
 
+# A manifest a PUT found stored already, held until the PUT's tags commit (store.py).
+HOLD_MANIFEST = (
+    select(_m.c.id)
+    .where(_m.c.repository_id == _p(_m.c.repository_id), _m.c.digest == _p(_m.c.digest))
+    .with_for_update(read=True)
+)
+
 INSERT_MANIFEST_REF = s.manifest_refs.insert()
 
 TAG_FOR_UPDATE = (
@@ -201,6 +208,7 @@ def write_statements(dialect: str) -> list[Any]:
     u = upserts(dialect)
     return [
         REPOSITORY_ID,
+        HOLD_MANIFEST,
         INSERT_MANIFEST_REF,
         TAG_FOR_UPDATE,
         MOVE_TAG,

@@ -3,34 +3,23 @@
 Every method is a complete unit of work. Writes that must agree (a manifest and the
 blobs it needs, a tag and its history) happen in one transaction, so two processes
 pushing at once never leave a manifest without its blobs or a tag move unrecorded.
-On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers
-queue on the database lock instead of failing half-way through an upgrade.
-
-The writes of a push are plain functions of a synchronous connection, run by
-:meth:`MetadataStore._transact`: on a SQLite file right on the event loop, or in one
-hop to the writer thread while the database is locked
-(:mod:`dockyard.metadata.sqlite_writes`), elsewhere through ``run_sync`` on the
-async engine. The same function, the same statements (:mod:`dockyard.metadata.queries`),
-on either database.
+How the transactions run, on SQLite or PostgreSQL, is :mod:`dockyard.metadata.database`;
+the statements of a push are :mod:`dockyard.metadata.queries`, the same on either.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata import postgres
 from dockyard.metadata import queries as q
 from dockyard.metadata import schema as s
-from dockyard.metadata.postgres_reads import PostgresReader
+from dockyard.metadata import tag_moves
+from dockyard.metadata.database import Database
 from dockyard.metadata.records import (
     ManifestRecord,
     NewManifest,
@@ -39,9 +28,6 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 from dockyard.metadata.sqlite_reads import SqliteReader
-from dockyard.metadata.sqlite_writes import SqliteWriter, tune
-
-T = TypeVar("T")
 
 # The most rows a listing reads on the event loop (SQLite): a page, however large ``n``
 # asks (core caps it at 10,000 and one more), or a whole list up to this long.
@@ -70,110 +56,8 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def database_url(url: str) -> str:
-    """Map user-facing URLs to async drivers (``sqlite:///x`` -> ``sqlite+aiosqlite:///x``)."""
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    return url
-
-
-def create_engine(
-    url: str, pool_size: int = 10, *, statement_timeout: float = 30.0, pool_timeout: float = 30.0
-) -> AsyncEngine:
-    """An async engine for ``url`` with Dockyard's connection settings.
-
-    ``statement_timeout`` and ``pool_timeout`` (seconds) apply to PostgreSQL.
-    """
-    url = database_url(url)
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        tune(engine.sync_engine)
-        return engine
-    return create_async_engine(
-        url, **postgres.engine_options(pool_size, statement_timeout, pool_timeout)
-    )
-
-
-class MetadataStore:
+class MetadataStore(Database):
     """All metadata reads and writes Dockyard makes, as typed async methods."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._dialect = engine.dialect.name
-        self._reader: SqliteReader | None = None
-        self._pg_reader: PostgresReader | None = None
-        self._writer: SqliteWriter | None = None
-        self._upserts = q.upserts(self._dialect)
-
-    async def open(self) -> None:
-        """Prepare the fast read path (SQLite files, PostgreSQL); call once before serving."""
-        database = self.engine.url.database
-        if self._dialect == "sqlite" and database and database != ":memory:":
-            self._reader = await asyncio.to_thread(SqliteReader, database)
-            self._writer = await asyncio.to_thread(SqliteWriter, database)
-        elif self._dialect == "postgresql":
-            options = self.engine.get_execution_options()
-            self._pg_reader = await PostgresReader.connect(
-                self.engine.url,
-                self.engine.pool.size(),  # type: ignore[attr-defined]
-                options.get(postgres.SERVER_SETTINGS, {}),
-            )
-
-    async def close(self) -> None:
-        """Close the fast read path and dispose of the connection pool."""
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._pg_reader is not None:
-            await self._pg_reader.close()
-            self._pg_reader = None
-        if self._writer is not None:
-            await self._writer.close()
-            self._writer = None
-        await self.engine.dispose()
-
-    async def ping(self) -> None:
-        """Run a trivial query; raises when the database does not answer."""
-        async with self.engine.connect() as conn:
-            await conn.execute(select(1))
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(dockyard_write=True)
-            async with conn.begin():
-                yield conn
-
-    async def _transact(self, body: Callable[[Connection], T], *, on_loop: bool = True) -> T:
-        """``body(connection)`` in one write transaction (see the module docstring);
-        ``on_loop=False`` for a body that waits for the event loop. On PostgreSQL a body
-        rolled back by a deadlock runs again (:func:`postgres.worth_retrying`)."""
-        if self._writer is not None:
-            return await self._writer.run(body, on_loop=on_loop)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._write() as conn:
-                    return await conn.run_sync(body)
-            except DBAPIError as e:
-                if not postgres.worth_retrying(e, attempt):
-                    raise
-
-    def _insert(self, table: Any) -> sqlite.Insert | postgresql.Insert:
-        if self._dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
 
     # -- repositories ---------------------------------------------------------------
 
@@ -298,41 +182,56 @@ class MetadataStore:
             repo_id = self._ensure_repository(conn, repository)
             if check_references:
                 self._check_references(conn, repo_id, manifest)
-            # ON CONFLICT: the same manifest pushed through two replicas at once is
-            # stored once, and neither push fails on the unique key.
-            manifest_id = conn.execute(
-                self._upserts.manifest,
-                {
-                    "repository_id": repo_id,
-                    "digest": manifest.digest,
-                    "media_type": manifest.media_type,
-                    "size": len(manifest.content),
-                    "content": manifest.content,
-                    "artifact_type": manifest.artifact_type,
-                    "subject_digest": manifest.subject_digest,
-                    "annotations": manifest.annotations,
-                    "created_at": _now(),
-                },
-            ).scalar()
-            if manifest_id is not None:
-                refs = [
-                    {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
-                    for d in set(manifest.blob_refs)
-                ]
-                refs += [
-                    {"manifest_id": manifest_id, "digest": d, "kind": "manifest"}
-                    for d in set(manifest.manifest_refs)
-                ]
-                if refs:
-                    conn.execute(q.INSERT_MANIFEST_REF, refs)
+            self._store_manifest(conn, repo_id, manifest)
             changes = []
             for tag in tags:
-                change = self._set_tag(conn, repo_id, repository, tag, manifest.digest, reason)
+                change = tag_moves.set_tag(
+                    conn, self._upserts, repo_id, repository, tag, manifest.digest, reason
+                )
                 if change:
                     changes.append(change)
             return changes
 
         return await self._transact(put)
+
+    def _store_manifest(self, conn: Connection, repo_id: int, manifest: NewManifest) -> None:
+        """Insert ``manifest`` and its references, or hold the copy already stored."""
+        row = {
+            "repository_id": repo_id,
+            "digest": manifest.digest,
+            "media_type": manifest.media_type,
+            "size": len(manifest.content),
+            "content": manifest.content,
+            "artifact_type": manifest.artifact_type,
+            "subject_digest": manifest.subject_digest,
+            "annotations": manifest.annotations,
+            "created_at": _now(),
+        }
+        while True:
+            # ON CONFLICT: the same manifest pushed through two replicas at once is
+            # stored once, and neither push fails on the unique key.
+            manifest_id = conn.execute(self._upserts.manifest, row).scalar()
+            if manifest_id is not None:
+                break
+            # Stored already: hold it FOR SHARE until this PUT's tags commit, so that
+            # retention (which deletes untagged manifests, SKIP LOCKED) cannot delete it
+            # under them. If retention holds it, this waits; a row retention deleted
+            # meanwhile is not returned, and the manifest is stored again.
+            held = conn.execute(
+                q.HOLD_MANIFEST, {"repository_id": repo_id, "digest": row["digest"]}
+            )
+            if held.first() is not None:
+                return
+        refs = [
+            {"manifest_id": manifest_id, "digest": d, "kind": "blob"}
+            for d in set(manifest.blob_refs)
+        ]
+        refs += [
+            {"manifest_id": manifest_id, "digest": d, "kind": "manifest"}
+            for d in set(manifest.manifest_refs)
+        ]
+        if refs:
+            conn.execute(q.INSERT_MANIFEST_REF, refs)
 
     def _check_references(self, conn: Connection, repo_id: int, manifest: NewManifest) -> None:
         missing_blobs: list[str] = []
@@ -379,7 +278,7 @@ class MetadataStore:
                 )
             )
             for tag in list(tagged.scalars()):
-                self._remove_tag(conn, repo_id, repository, tag, "manifest-delete")
+                tag_moves.remove_tag(conn, repo_id, repository, tag, "manifest-delete")
             result = conn.execute(
                 m.delete().where(m.c.repository_id == repo_id, m.c.digest == digest)
             )
@@ -409,64 +308,6 @@ class MetadataStore:
 
     # -- tags -----------------------------------------------------------------------
 
-    def _set_tag(
-        self, conn: Connection, repo_id: int, repository: str, tag: str, digest: str, reason: str
-    ) -> TagChange | None:
-        now = _now()
-        key = {"repository_id": repo_id, "name": tag}
-        while True:
-            # Locked (PostgreSQL; SQLite writers are serialised already): a concurrent
-            # move waits for this one, then reads the digest it really replaces, so the
-            # history stays a chain with no lost update.
-            old = conn.execute(q.TAG_FOR_UPDATE, key).scalar()
-            if old == digest:
-                return None
-            if old is not None:
-                conn.execute(
-                    q.MOVE_TAG,
-                    {"repo_id": repo_id, "tag": tag, "manifest_digest": digest, "updated_at": now},
-                )
-                break
-            created = conn.execute(
-                self._upserts.tag, {**key, "manifest_digest": digest, "updated_at": now}
-            )
-            if created.first() is not None:
-                break
-            # Another transaction created the tag after our read: lock it and move it.
-        return self._record(conn, repo_id, repository, tag, old, digest, reason, now)
-
-    def _remove_tag(
-        self, conn: Connection, repo_id: int, repository: str, tag: str, reason: str
-    ) -> TagChange | None:
-        old = conn.execute(q.REMOVE_TAG, {"repository_id": repo_id, "name": tag}).scalar()
-        if old is None:
-            return None
-        return self._record(conn, repo_id, repository, tag, old, None, reason, _now())
-
-    def _record(
-        self,
-        conn: Connection,
-        repo_id: int,
-        repository: str,
-        tag: str,
-        old: str | None,
-        new: str | None,
-        reason: str,
-        when: datetime,
-    ) -> TagChange:
-        conn.execute(
-            q.INSERT_TAG_HISTORY,
-            {
-                "repository_id": repo_id,
-                "tag": tag,
-                "old_digest": old,
-                "new_digest": new,
-                "changed_at": when,
-                "reason": reason,
-            },
-        )
-        return TagChange(repository, tag, old, new, when, reason)
-
     async def delete_tag(self, repository: str, tag: str) -> TagChange | None:
         """Remove ``tag`` (recorded in its history); None when it did not exist."""
 
@@ -474,7 +315,7 @@ class MetadataStore:
             repo_id = conn.execute(q.REPOSITORY_ID, {"name": repository}).scalar()
             if repo_id is None:
                 return None
-            return self._remove_tag(conn, repo_id, repository, tag, "delete")
+            return tag_moves.remove_tag(conn, repo_id, repository, tag, "delete")
 
         return await self._transact(remove)
 
