@@ -146,6 +146,40 @@ async def test_a_push_of_a_manifest_retention_is_deleting_stores_it_again(
 
 
 @on_postgresql
+async def test_a_manifest_delete_waits_for_a_put_and_removes_its_tag(
+    meta: MetadataStore, engine: AsyncEngine
+) -> None:
+    """A DELETE of a manifest that a PUT (holding it) is tagging at that moment: the
+    DELETE waits for the PUT, then removes the new tag too; no tag is left dangling."""
+    layer = digest_of("layer")
+    await meta.link_blob("app", layer, 10)
+    image = new_manifest("v1", blobs=(layer,))
+    await meta.put_manifest("app", image, ["old"])
+    m, t = s.manifests, s.tags
+    async with engine.connect() as put, put.begin():
+        # The PUT half-way: the stored manifest held, a new tag pointed at it.
+        held = await put.execute(
+            select(m.c.id, m.c.repository_id)
+            .where(m.c.digest == image.digest)
+            .with_for_update(read=True)
+        )
+        repo_id = held.one().repository_id
+        await put.execute(
+            t.insert().values(
+                repository_id=repo_id,
+                name="new",
+                manifest_digest=image.digest,
+                updated_at=datetime.now(UTC),
+            )
+        )
+        deleting = asyncio.create_task(meta.delete_manifest("app", image.digest))
+        await _until_a_transaction_waits_for_a_lock(engine, deleting)
+    assert await asyncio.wait_for(deleting, PATIENCE) is True
+    assert await meta.list_tags("app", None, None) == []
+    assert await meta.get_manifest("app", "new", by_digest=False) is None
+
+
+@on_postgresql
 async def test_a_transaction_rolled_back_by_a_deadlock_runs_again(meta: MetadataStore) -> None:
     a, b = digest_of("a"), digest_of("b")
     for digest in (a, b):

@@ -96,12 +96,13 @@ STORED_MANIFESTS = (
     .with_for_update(read=True)
 )
 
+_THIS_MANIFEST = (_m.c.repository_id == _p(_m.c.repository_id), _m.c.digest == _p(_m.c.digest))
+
 # A manifest a PUT found stored already, held until the PUT's tags commit (store.py).
-HOLD_MANIFEST = (
-    select(_m.c.id)
-    .where(_m.c.repository_id == _p(_m.c.repository_id), _m.c.digest == _p(_m.c.digest))
-    .with_for_update(read=True)
-)
+HOLD_MANIFEST = select(_m.c.id).where(*_THIS_MANIFEST).with_for_update(read=True)
+
+# A manifest about to be deleted: waits for the PUTs that hold it.
+MANIFEST_FOR_UPDATE = select(_m.c.id).where(*_THIS_MANIFEST).with_for_update()
 
 INSERT_MANIFEST_REF = s.manifest_refs.insert()
 
@@ -209,6 +210,7 @@ def write_statements(dialect: str) -> list[Any]:
     return [
         REPOSITORY_ID,
         HOLD_MANIFEST,
+        MANIFEST_FOR_UPDATE,
         INSERT_MANIFEST_REF,
         TAG_FOR_UPDATE,
         MOVE_TAG,

@@ -272,6 +272,11 @@ class MetadataStore(Database):
             repo_id = conn.execute(q.REPOSITORY_ID, {"name": repository}).scalar()
             if repo_id is None:
                 return False
+            # Lock the manifest first (PostgreSQL): a PUT holding it commits its tags
+            # before the read below, a new statement that then sees and removes them.
+            held = {"repository_id": repo_id, "digest": digest}
+            if conn.execute(q.MANIFEST_FOR_UPDATE, held).first() is None:
+                return False
             tagged = conn.execute(
                 select(t_.c.name).where(
                     t_.c.repository_id == repo_id, t_.c.manifest_digest == digest
