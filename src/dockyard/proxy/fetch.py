@@ -32,6 +32,7 @@ from dockyard.core import BlobInfo, BlobStream, FileRegion, Registry, open_for_r
 from dockyard.oci import Digest, ErrorCode, RegistryError, new_hasher
 from dockyard.proxy.names import Route
 from dockyard.proxy.upstream import UpstreamError, UpstreamNotFound
+from dockyard.storage import cleanup
 from dockyard.storage.hashwrite import BlockWriter
 
 log = logging.getLogger("dockyard.proxy")
@@ -268,7 +269,7 @@ class BlobFetcher:
             download.advance(size, verified=True)
         finally:
             await writer.settle()
-            await asyncio.to_thread(os.close, fd)
+            await cleanup.in_thread(os.close, fd)
 
 
 def _remove_spools_before(directory: Path, cutoff: float) -> int:

@@ -42,6 +42,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, Hasher, new_hasher
+from dockyard.storage import cleanup
 from dockyard.storage.base import (
     BlobEnumerator,
     BlobNotFound,
@@ -126,7 +127,7 @@ class FilesystemBlobStore:
             try:
                 await wait_for_lock(lock_fd)
             except BaseException:
-                await asyncio.to_thread(os.close, lock_fd)
+                await cleanup.in_thread(os.close, lock_fd)
                 raise
         return lock_fd
 
@@ -147,7 +148,7 @@ class FilesystemBlobStore:
         try:
             await wait_for_lock(lock_fd)
         except BaseException:
-            await asyncio.to_thread(os.close, lock_fd)
+            await cleanup.in_thread(os.close, lock_fd)
             raise
         fd, last_token = await asyncio.to_thread(open_holding_lock, path, lock_fd, token, offset)
         return lock_fd, fd, last_token
@@ -184,7 +185,7 @@ class FilesystemBlobStore:
                     remaining -= len(block)
                 yield block
         finally:
-            await asyncio.to_thread(f.close)
+            await cleanup.in_thread(f.close)
 
     async def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -243,7 +244,7 @@ class FilesystemBlobStore:
             hasher = running_hasher(state, offset, last_token)
             return hasher, await _write_blocks(chunks, fd, hasher, limit, self._fsync)
         finally:
-            await asyncio.to_thread(close_upload, fd, lock_fd)
+            await cleanup.in_thread(close_upload, fd, lock_fd)
 
     async def _drain(
         self,
@@ -266,7 +267,7 @@ class FilesystemBlobStore:
                 await body.drain_into(sink)
         finally:
             if sink.open:
-                await asyncio.to_thread(sink.close)
+                await cleanup.in_thread(sink.close)
             if sink.tail:
                 # Not awaited: the answer goes out while a thread starts the writeback.
                 flushing = asyncio.get_running_loop().run_in_executor(None, sink.flush_tail)

@@ -1,0 +1,66 @@
+"""cleanup.in_thread: a close handed to a thread runs even if its caller is cancelled.
+
+A plain ``await asyncio.to_thread(close)`` whose caller is cancelled while the job still
+waits for a free thread is dropped: the upload lock it should have released stayed held,
+and the client's next write to the upload waited for ever (seen under load, in the test
+of a body cut off part-way, tests/api/test_socket_body.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from dockyard.storage import cleanup
+
+
+@pytest.fixture
+async def busy_pool() -> AsyncIterator[threading.Event]:
+    """The loop's default executor down to one thread, kept busy until the event is set."""
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(1)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)
+    yield release
+    release.set()
+    await busy
+
+
+async def _cancel_while_queued(job: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(job)
+    await asyncio.sleep(0.05)  # the job is queued behind the busy thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_close_queued_when_its_caller_is_cancelled_still_runs(
+    busy_pool: threading.Event,
+) -> None:
+    closed = threading.Event()
+    await _cancel_while_queued(cleanup.in_thread(closed.set))
+    busy_pool.set()
+    assert await asyncio.to_thread(closed.wait, 10)
+
+
+async def test_to_thread_alone_drops_the_queued_job(busy_pool: threading.Event) -> None:
+    """The behaviour in_thread works around: asyncio cancels the queued job."""
+    ran = threading.Event()
+    await _cancel_while_queued(asyncio.to_thread(ran.set))
+    busy_pool.set()
+    await asyncio.to_thread(ran.wait, 0.5)
+    assert not ran.is_set()
+
+
+async def test_a_failing_close_is_raised_to_its_caller() -> None:
+    def close() -> None:
+        raise OSError("bad descriptor")
+
+    with pytest.raises(OSError, match="bad descriptor"):
+        await cleanup.in_thread(close)
