@@ -1,4 +1,5 @@
-"""cleanup.in_thread: a close handed to a thread runs even if its caller is cancelled.
+"""cleanup.in_thread: a job handed to a thread runs even if its caller is cancelled,
+and what it opened for a caller that went away is closed.
 
 A plain ``await asyncio.to_thread(close)`` whose caller is cancelled while the job still
 waits for a free thread is dropped: the upload lock it should have released stayed held,
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from dockyard.storage import cleanup
+from tests.helpers import eventually
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ async def busy_pool() -> AsyncIterator[threading.Event]:
     await busy
 
 
-async def _cancel_while_queued(job: Coroutine[Any, Any, None]) -> None:
+async def _cancel_while_queued(job: Coroutine[Any, Any, object]) -> None:
     task = asyncio.ensure_future(job)
     await asyncio.sleep(0.05)  # the job is queued behind the busy thread
     task.cancel()
@@ -56,6 +58,42 @@ async def test_to_thread_alone_drops_the_queued_job(busy_pool: threading.Event) 
     busy_pool.set()
     await asyncio.to_thread(ran.wait, 0.5)
     assert not ran.is_set()
+
+
+async def test_what_a_job_opened_for_a_cancelled_caller_is_handed_to_abandoned(
+    busy_pool: threading.Event,
+) -> None:
+    abandoned: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+
+    def open_something() -> tuple[int, bool]:
+        return 7, True
+
+    job = cleanup.in_thread(open_something, abandoned=abandoned.put_nowait)
+    await _cancel_while_queued(job)
+    busy_pool.set()
+    assert await asyncio.wait_for(abandoned.get(), 10) == (7, True)
+
+
+async def test_a_job_that_fails_for_a_cancelled_caller_is_logged(
+    busy_pool: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    failed = threading.Event()
+
+    def close() -> None:
+        failed.set()
+        raise OSError("bad descriptor")
+
+    await _cancel_while_queued(cleanup.in_thread(close))
+    busy_pool.set()
+    await asyncio.to_thread(failed.wait, 10)
+    await eventually(
+        lambda: _true(any("bad descriptor" in str(r.exc_info) for r in caplog.records)),
+        "the failure to be logged",
+    )
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_failing_close_is_raised_to_its_caller() -> None:

@@ -1,34 +1,49 @@
-"""Closing what a request opened, even when the request is cancelled meanwhile.
+"""Thread jobs that open or close descriptors, safe from a cancelled caller.
 
 ``await asyncio.to_thread(os.close, fd)`` in a ``finally`` block is not enough: when the
 awaiting task is cancelled before a worker thread has picked the job up (the pool busy,
 a client that hung up), asyncio cancels the queued job and it never runs. The descriptor
 leaks, and when it holds an upload's lock the upload stays locked for good: the next
-write to it waits for ever. :func:`in_thread` hands the job over for good instead.
+write to it waits for ever. A job that opens something has the opposite problem: its
+caller, cancelled, never sees what it opened, so nothing closes it.
+
+:func:`in_thread` hands a job to a worker thread for good: it runs to its end whatever
+becomes of the caller, and what it opened for a caller that went away is handed to
+``abandoned`` to close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("dockyard.storage")
 
 
-async def in_thread(close: Callable[..., object], *args: Any) -> None:
-    """Run ``close(*args)`` in a worker thread, to its end whatever becomes of the caller:
-    a cancellation of the caller is raised once the job is handed over, and the job
-    runs all the same (a failure is then logged, there being nobody to raise it to)."""
-    job = asyncio.get_running_loop().run_in_executor(None, close, *args)
+async def in_thread(
+    func: Callable[..., T], *args: Any, abandoned: Callable[[T], object] | None = None
+) -> T:
+    """``func(*args)`` in a worker thread, run to its end even if the caller is cancelled
+    meanwhile. The caller's cancellation is raised at once; the job's result then goes
+    to ``abandoned`` (on the event loop: closing descriptors, nothing slow), and a
+    failure of the job is logged, there being nobody left to raise it to."""
+    job = asyncio.get_running_loop().run_in_executor(None, func, *args)
     try:
-        await asyncio.shield(job)
+        return await asyncio.shield(job)
     except asyncio.CancelledError:
-        job.add_done_callback(_log_failure)
+        job.add_done_callback(functools.partial(_abandon, abandoned))
         raise
 
 
-def _log_failure(job: asyncio.Future[object]) -> None:
-    if not job.cancelled() and (error := job.exception()) is not None:
-        log.error("closing after a cancelled request failed", exc_info=error)
+def _abandon(abandoned: Callable[[Any], object] | None, job: asyncio.Future[Any]) -> None:
+    if job.cancelled():  # the loop shut down before a thread took it
+        return
+    if (error := job.exception()) is not None:
+        log.error("a job of a cancelled request failed", exc_info=error)
+    elif abandoned is not None:
+        abandoned(job.result())

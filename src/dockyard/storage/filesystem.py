@@ -59,8 +59,8 @@ from dockyard.storage.staging import (
     STREAM_ALGORITHM,
     HashState,
     UploadSink,
-    close_abandoned_lock,
-    close_abandoned_write,
+    close_opened_lock,
+    close_opened_write,
     close_upload,
     commit_file,
     import_file,
@@ -115,14 +115,9 @@ class FilesystemBlobStore:
         Closing the descriptor releases the lock. Callers open the upload file only once
         they hold the lock, so one that waited for a commit or an abort finds nothing.
         """
-        opening = asyncio.ensure_future(asyncio.to_thread(open_lock, lock_path(path)))
-        try:
-            lock_fd, locked = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            # The thread opens, and may lock, the file all the same: a request cancelled
-            # here (its client went away) must not keep the upload locked for good.
-            opening.add_done_callback(close_abandoned_lock)
-            raise
+        lock_fd, locked = await cleanup.in_thread(
+            open_lock, lock_path(path), abandoned=close_opened_lock
+        )
         if not locked:
             try:
                 await wait_for_lock(lock_fd)
@@ -137,12 +132,9 @@ class FilesystemBlobStore:
         """Lock the upload at ``path`` and open it at ``offset`` (see open_for_write): the
         lock's descriptor, the file's, and the last writer's token. One trip to a thread
         when no other process holds the lock."""
-        opening = asyncio.ensure_future(asyncio.to_thread(try_open_for_write, path, token, offset))
-        try:
-            lock_fd, opened, last_token = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(close_abandoned_write)  # as in _lock
-            raise
+        lock_fd, opened, last_token = await cleanup.in_thread(
+            try_open_for_write, path, token, offset, abandoned=close_opened_write
+        )
         if opened is not None:
             return lock_fd, opened, last_token
         try:
@@ -150,7 +142,14 @@ class FilesystemBlobStore:
         except BaseException:
             await cleanup.in_thread(os.close, lock_fd)
             raise
-        fd, last_token = await asyncio.to_thread(open_holding_lock, path, lock_fd, token, offset)
+        fd, last_token = await cleanup.in_thread(
+            open_holding_lock,
+            path,
+            lock_fd,
+            token,
+            offset,
+            abandoned=lambda opened: close_upload(opened[0], lock_fd),
+        )
         return lock_fd, fd, last_token
 
     async def stat(self, digest: Digest) -> int:
@@ -318,7 +317,8 @@ class FilesystemBlobStore:
             return
         lock_fd = await self._lock(path)
         try:
-            actual = await asyncio.to_thread(
+            # Run to its end even for a cancelled caller: commit_file releases the lock.
+            actual = await cleanup.in_thread(
                 commit_file,
                 path,
                 lock_fd,

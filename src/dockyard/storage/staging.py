@@ -44,18 +44,15 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.lock")
 
 
-def close_abandoned_lock(opening: asyncio.Future[tuple[int, bool]]) -> None:
-    """Done-callback of an :func:`open_lock` whose caller went away: close what it opened."""
-    if not opening.cancelled() and opening.exception() is None:
-        os.close(opening.result()[0])
+def close_opened_lock(opened: tuple[int, bool]) -> None:
+    """Close what an :func:`open_lock` opened for a caller that went away."""
+    os.close(opened[0])
 
 
-def close_abandoned_write(opening: asyncio.Future[tuple[int, int | None, bytes]]) -> None:
-    """Done-callback of a :func:`try_open_for_write` whose caller went away: close what
-    it opened."""
-    if not opening.cancelled() and opening.exception() is None:
-        lock_fd, fd, _ = opening.result()
-        close_upload(fd, lock_fd)
+def close_opened_write(opened: tuple[int, int | None, bytes]) -> None:
+    """Close what a :func:`try_open_for_write` opened for a caller that went away."""
+    lock_fd, fd, _ = opened
+    close_upload(fd, lock_fd)
 
 
 def open_lock(path: Path) -> tuple[int, bool]:
