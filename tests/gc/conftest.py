@@ -29,11 +29,15 @@ BOTH_STACKS = {
     "test_fsck.py",
 }
 GC_STACKS = ["embedded", "postgres", "postgres-s3"]
+# Those of them that keep blobs on the filesystem (tests marked ``filesystem_blobs``).
+FILESYSTEM_STACKS = ["embedded", "postgres"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "settings" in metafunc.fixturenames and metafunc.definition.path.name in BOTH_STACKS:
-        metafunc.parametrize("stack", GC_STACKS, indirect=True)
+        on_files = metafunc.definition.get_closest_marker("filesystem_blobs") is not None
+        stacks = FILESYSTEM_STACKS if on_files else GC_STACKS
+        metafunc.parametrize("stack", stacks, indirect=True)
 
 
 @pytest.fixture

@@ -165,14 +165,13 @@ async def test_abandoned_upload_expires_with_its_staged_bytes(
     await assert_error(await registry.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
 
 
+@pytest.mark.filesystem_blobs  # staged files to plant (S3 leaves them to a lifecycle rule)
 async def test_staged_bytes_no_session_owns_go_once_as_old(
-    registry: Client, data_dir: Path, stack: str
+    registry: Client, data_dir: Path
 ) -> None:
     """A crash can leave staged files behind with no session: a half-written upload
     file and lock, or the file of a whole blob on its way to blobs/. Once older than
     the upload expiry they go; a live session's files and young orphans stay."""
-    if stack == "postgres-s3":
-        pytest.skip("staged bytes are files to plant on the filesystem store only")
     uploads = data_dir / "blobs" / "uploads"
     location = await start_upload(registry, "gc/g")
     r = await registry.patch(location, data=b"live", headers={"Content-Range": "0-3"})
