@@ -1,5 +1,6 @@
-"""cleanup.in_thread: a job handed to a thread runs even if its caller is cancelled,
-and what it opened for a caller that went away is closed.
+"""Thread jobs and cancelled callers: cleanup.in_thread runs a job handed to a thread
+even if its caller is cancelled, and closes what it opened for a caller that went away;
+BlockWriter.settle sees the block being written out before its caller closes the file.
 
 A plain ``await asyncio.to_thread(close)`` whose caller is cancelled while the job still
 waits for a free thread is dropped: the upload lock it should have released stayed held,
@@ -10,14 +11,16 @@ of a body cut off part-way, tests/api/test_socket_body.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard.storage import cleanup
+from dockyard.storage import cleanup, hashwrite
 from tests.helpers import eventually
 
 
@@ -102,3 +105,36 @@ async def test_a_failing_close_is_raised_to_its_caller() -> None:
 
     with pytest.raises(OSError, match="bad descriptor"):
         await cleanup.in_thread(close)
+
+
+async def test_settle_waits_for_the_block_being_written_even_when_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A BlockWriter's settle, cancelled (again) while a block is being written, still
+    waits for it: the caller closes the descriptor next, and a number closed under the
+    thread could be reused, the block landing in some other file."""
+    release = threading.Event()
+    real = hashwrite.hash_and_write
+
+    def slow(fd: int, block: list[bytes], *args: Any) -> None:
+        release.wait(10)
+        real(fd, block, *args)
+
+    monkeypatch.setattr(hashwrite, "hash_and_write", slow)
+    path = tmp_path / "upload"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        writer = hashwrite.BlockWriter(fd, None, min_block=4, max_waiting=1 << 20)
+        await writer.add(b"block")  # starts the slow write
+        settling = asyncio.ensure_future(writer.settle())
+        for _ in range(2):
+            await asyncio.sleep(0.05)
+            settling.cancel()
+        await asyncio.sleep(0.05)
+        assert not settling.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await settling
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"block"

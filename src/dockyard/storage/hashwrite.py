@@ -200,15 +200,25 @@ class BlockWriter:
 
     async def settle(self) -> None:
         """Wait out the thread, whatever happened: closing the descriptor under it would
-        let the number be reused, and the block land in some other file."""
+        let the number be reused, and the block land in some other file. A cancellation
+        meanwhile (the caller's ``finally`` is cancelled again) waits too, one block's
+        write at most, and is raised once the thread is done."""
         self._closing = True
         if self._stall is not None:
             self._stall.cancel()
         pending = self._pending
-        if pending is not None:
-            await asyncio.wait({pending})
-            if not pending.cancelled():
-                pending.exception()  # raised already, or None: mark it seen
+        if pending is None:
+            return
+        cancelled = False
+        while not pending.done():
+            try:
+                await asyncio.wait({pending})
+            except asyncio.CancelledError:
+                cancelled = True
+        if not pending.cancelled():
+            pending.exception()  # raised already, or None: mark it seen
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _wait(self) -> None:
         """Wait for the block being written; raise its error if it failed."""
