@@ -9,7 +9,7 @@ caller, cancelled, never sees what it opened, so nothing closes it.
 
 :func:`in_thread` hands a job to a worker thread for good: it runs to its end whatever
 becomes of the caller, and what it opened for a caller that went away is handed to
-``abandoned`` to close.
+``abandoned`` to close. :func:`open_for_reading` opens a file that way.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +48,13 @@ def _abandon(abandoned: Callable[[Any], object] | None, job: asyncio.Future[Any]
         log.error("a job of a cancelled request failed", exc_info=error)
     elif abandoned is not None:
         abandoned(job.result())
+
+
+async def open_for_reading(path: Path) -> BinaryIO:
+    """Open ``path`` for reading off the loop; a file opened for a caller that was
+    cancelled meanwhile is closed, not leaked."""
+    return await in_thread(path.open, "rb", abandoned=_close)
+
+
+def _close(file: BinaryIO) -> None:
+    file.close()

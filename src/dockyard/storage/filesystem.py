@@ -169,7 +169,7 @@ class FilesystemBlobStore:
         self, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
         try:
-            f = await asyncio.to_thread(self._blob_path(digest).open, "rb")
+            f = await cleanup.open_for_reading(self._blob_path(digest))
         except FileNotFoundError:
             raise BlobNotFound(str(digest)) from None
         try:
